@@ -1,0 +1,274 @@
+// Package keyring is Rotor's envelope encryption.
+//
+// Seal encrypts a value with AES-256-GCM under a fresh random 256-bit data
+// key, and wraps that data key with AES-256-GCM under the current master key.
+// The caller's additional data (for secret versions: the secret ARN and the
+// version id) is authenticated by both layers, so a ciphertext moved to
+// another row fails to open with ErrDecrypt.
+//
+// Sealed format, version 1 (all integers big-endian):
+//
+//	byte     format version (1)
+//	byte     n = length of the master key id
+//	n bytes  master key id (ASCII)
+//	12 bytes nonce of the wrapped data key
+//	48 bytes wrapped data key (32-byte key + 16-byte GCM tag)
+//	12 bytes nonce of the value
+//	rest     value ciphertext + 16-byte GCM tag
+//
+// The data key's additional data is "rotor/dk/1" || key id || aad; the value's
+// is "rotor/v/1" || aad.
+//
+// A Keyring is safe for concurrent use.
+package keyring
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// ErrDecrypt is returned by Open when a sealed value cannot be decrypted:
+// wrong additional data, tampered bytes, an unknown master key, or a
+// malformed envelope. It never says which, on purpose.
+var ErrDecrypt = errors.New("keyring: cannot decrypt")
+
+const (
+	formatV1 = 1
+	keySize  = 32
+	nonceLen = 12
+	tagLen   = 16
+)
+
+// MasterKey is one version of a master key.
+type MasterKey struct {
+	ID  string // stable identifier, recorded with every data key it wraps
+	Key []byte // 32 bytes
+}
+
+// NewMasterKey returns a fresh random master key.
+func NewMasterKey() (MasterKey, error) {
+	k := make([]byte, keySize)
+	if _, err := rand.Read(k); err != nil {
+		return MasterKey{}, fmt.Errorf("generate master key: %w", err)
+	}
+	return MasterKey{ID: KeyIDFor(k), Key: k}, nil
+}
+
+// KeyIDFor derives a master key's id from its material, so that a key file
+// that does not belong to a store is recognised by id before any decryption.
+func KeyIDFor(key []byte) string {
+	sum := sha256.Sum256(append([]byte("rotor/master-key-id/1"), key...))
+	return "mk-" + hex.EncodeToString(sum[:6])
+}
+
+// Keyring seals with its current master key and opens with any of its keys.
+type Keyring struct {
+	mu      sync.RWMutex
+	current string
+	aeads   map[string]cipher.AEAD
+}
+
+// New returns a keyring whose current key is current; others can still open
+// values sealed under them.
+func New(current MasterKey, others ...MasterKey) (*Keyring, error) {
+	k := &Keyring{current: current.ID, aeads: make(map[string]cipher.AEAD)}
+	for _, mk := range append([]MasterKey{current}, others...) {
+		if len(mk.Key) != keySize {
+			return nil, fmt.Errorf("master key %s: want %d bytes, have %d", mk.ID, keySize, len(mk.Key))
+		}
+		if mk.ID == "" || len(mk.ID) > 255 {
+			return nil, fmt.Errorf("master key id %q: want 1-255 characters", mk.ID)
+		}
+		a, err := newAEAD(mk.Key)
+		if err != nil {
+			return nil, err
+		}
+		k.aeads[mk.ID] = a
+	}
+	return k, nil
+}
+
+// CurrentKeyID returns the id of the key new values are sealed with.
+func (k *Keyring) CurrentKeyID() string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.current
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// Seal encrypts plaintext bound to aad and returns the envelope and the id
+// of the master key that wrapped its data key.
+func (k *Keyring) Seal(plaintext, aad []byte) ([]byte, string, error) {
+	k.mu.RLock()
+	id, master := k.current, k.aeads[k.current]
+	k.mu.RUnlock()
+
+	var buf [keySize + 2*nonceLen]byte
+	if _, err := rand.Read(buf[:]); err != nil {
+		return nil, "", fmt.Errorf("seal: random: %w", err)
+	}
+	dk, dkNonce, vNonce := buf[:keySize], buf[keySize:keySize+nonceLen], buf[keySize+nonceLen:]
+	valueAEAD, err := newAEAD(dk)
+	if err != nil {
+		return nil, "", err
+	}
+
+	out := make([]byte, 0, 2+len(id)+nonceLen+keySize+tagLen+nonceLen+len(plaintext)+tagLen)
+	out = append(out, formatV1, byte(len(id)))
+	out = append(out, id...)
+	out = append(out, dkNonce...)
+	out = master.Seal(out, dkNonce, dk, dataKeyAD(id, aad))
+	out = append(out, vNonce...)
+	out = valueAEAD.Seal(out, vNonce, plaintext, valueAD(aad))
+	clear(buf[:])
+	return out, id, nil
+}
+
+// Open decrypts an envelope made by Seal with the same aad.
+func (k *Keyring) Open(sealed, aad []byte) ([]byte, error) {
+	id, rest, ok := parseHeader(sealed)
+	if !ok || len(rest) < nonceLen+keySize+tagLen+nonceLen+tagLen {
+		return nil, ErrDecrypt
+	}
+	k.mu.RLock()
+	master := k.aeads[id]
+	k.mu.RUnlock()
+	if master == nil {
+		return nil, ErrDecrypt
+	}
+	dkNonce, wrapped := rest[:nonceLen], rest[nonceLen:nonceLen+keySize+tagLen]
+	rest = rest[nonceLen+keySize+tagLen:]
+	var dkBuf [keySize]byte
+	dk, err := master.Open(dkBuf[:0], dkNonce, wrapped, dataKeyAD(id, aad))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	defer clear(dkBuf[:])
+	valueAEAD, err := newAEAD(dk)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	pt, err := valueAEAD.Open(nil, rest[:nonceLen], rest[nonceLen:], valueAD(aad))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// KeyIDOf returns the master key id recorded in an envelope.
+func KeyIDOf(sealed []byte) (string, bool) {
+	id, _, ok := parseHeader(sealed)
+	return id, ok
+}
+
+func parseHeader(sealed []byte) (id string, rest []byte, ok bool) {
+	if len(sealed) < 2 || sealed[0] != formatV1 {
+		return "", nil, false
+	}
+	n := int(sealed[1])
+	if len(sealed) < 2+n {
+		return "", nil, false
+	}
+	return string(sealed[2 : 2+n]), sealed[2+n:], true
+}
+
+func dataKeyAD(id string, aad []byte) []byte {
+	return append(append([]byte("rotor/dk/1"), id...), aad...)
+}
+
+func valueAD(aad []byte) []byte {
+	return append([]byte("rotor/v/1"), aad...)
+}
+
+// LoadOrCreateKeyFile reads the master key stored at path, or creates the
+// file (mode 0600) with a fresh key when it does not exist. created reports
+// the latter. The file holds the key in base64 on one line.
+func LoadOrCreateKeyFile(path string) (mk MasterKey, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		mk, err := ParseKey(string(b))
+		if err != nil {
+			return MasterKey{}, false, fmt.Errorf("master key file %s: %w", path, err)
+		}
+		return mk, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return MasterKey{}, false, fmt.Errorf("read master key file: %w", err)
+	}
+	mk, err = NewMasterKey()
+	if err != nil {
+		return MasterKey{}, false, err
+	}
+	if err := writeFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(mk.Key)+"\n"), 0o600); err != nil {
+		return MasterKey{}, false, fmt.Errorf("write master key file: %w", err)
+	}
+	return mk, true, nil
+}
+
+// ParseKey decodes a master key given as base64 (or 64 hex digits).
+func ParseKey(s string) (MasterKey, error) {
+	s = strings.TrimSpace(s)
+	var key []byte
+	if len(s) == 2*keySize {
+		if b, err := hex.DecodeString(s); err == nil {
+			key = b
+		}
+	}
+	if key == nil {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return MasterKey{}, errors.New("master key is neither base64 nor hex")
+		}
+		key = b
+	}
+	if len(key) != keySize {
+		return MasterKey{}, fmt.Errorf("master key has %d bytes, want %d", len(key), keySize)
+	}
+	return MasterKey{ID: KeyIDFor(key), Key: key}, nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// Link rather than rename so that an existing file is never replaced.
+	if err := os.Link(f.Name(), path); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+// Package secrets is Rotor's domain service: secrets, versions, staging
+// labels, idempotency tokens, deletion windows, tags and resource policies,
+// with AWS Secrets Manager's semantics and limits. It knows nothing of HTTP
+// or JSON.
+//
+// Callers construct one Service with New and call its methods, one per AWS
+// operation, from any number of goroutines. Every method takes the caller's
+// context first and returns either its result or an *Error whose Kind
+// internal/awsapi maps to an AWS error code; Error.Msg never contains a
+// secret value.
+//
+// Values are sealed by the keyring before they reach the store, with the
+// secret ARN and version id as additional data.
+package secrets
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/rotor-secrets/rotor/internal/keyring"
+	"github.com/rotor-secrets/rotor/internal/store"
+)
+
+// Config wires a Service.
+type Config struct {
+	Region    string
+	AccountID string
+	Store     store.Store
+	Keyring   *keyring.Keyring
+	// ValidatePolicy checks a resource policy document's syntax; it returns
+	// nil or an error whose text is shown to the client. Nil accepts any JSON
+	// object.
+	ValidatePolicy func(doc string) error
+	// IsPublicPolicy reports whether a policy grants access to everyone
+	// (used by BlockPublicPolicy). Nil treats no policy as public.
+	IsPublicPolicy func(doc string) bool
+	Now            func() time.Time // defaults to time.Now
+	Rand           io.Reader        // defaults to crypto/rand
+	Logger         *slog.Logger
+}
+
+// Service implements the operations. It is safe for concurrent use.
+type Service struct {
+	cfg Config
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg}
+}

@@ -1,0 +1,190 @@
+// Package store is Rotor's storage interface: secrets, their versions and
+// staging labels, access keys and a small metadata table.
+//
+// The store only ever sees ciphertext (Version.Sealed, AccessKey.SealedSecret)
+// and never interprets the secrets domain: it does not move labels, validate
+// names or enforce AWS limits. That logic lives in internal/secrets, which
+// drives a Store through transactions.
+//
+// Concurrency: Read runs fn on a consistent snapshot and may run in parallel
+// with other Reads and with one Write. Write transactions are serialised
+// (one at a time per store); fn's changes commit atomically if it returns nil
+// and are rolled back otherwise. fn may be called more than once if the
+// backend must retry a conflicting transaction, so it must not have side
+// effects outside the Tx.
+//
+// Errors: ErrNotFound when a looked-up row does not exist; ErrConflict when
+// a write violates uniqueness (a secret name or ARN, a version id). Every
+// backend passes the conformance suite in store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by lookups of a secret, version, label, access key
+// or metadata key that does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrConflict is returned when a write would violate uniqueness: a secret
+// whose name or ARN is taken, a version id that already exists.
+var ErrConflict = errors.New("store: conflict")
+
+// Store is a storage backend.
+type Store interface {
+	// Read runs fn in a read-only transaction. Calling a write method of tx
+	// returns an error.
+	Read(ctx context.Context, fn func(tx Tx) error) error
+	// Write runs fn in a serialised read-write transaction.
+	Write(ctx context.Context, fn func(tx Tx) error) error
+	// Ping checks that the store is reachable (readiness).
+	Ping(ctx context.Context) error
+	// Close releases the store; it waits for running transactions.
+	Close() error
+}
+
+// Tx is one transaction. Times are stored with at least millisecond
+// precision and returned in UTC.
+type Tx interface {
+	// Secret returns the secret with this full ARN.
+	Secret(ctx context.Context, arn string) (Secret, error)
+	// SecretByName returns the secret with this name (names are unique
+	// among all stored secrets, including those scheduled for deletion).
+	SecretByName(ctx context.Context, name string) (Secret, error)
+	// ListSecrets returns up to q.Limit secrets in q's order, starting
+	// strictly after q.After when it is set.
+	ListSecrets(ctx context.Context, q ListQuery) ([]Secret, error)
+	// CreateSecret inserts a new secret; ErrConflict if its name or ARN exists.
+	CreateSecret(ctx context.Context, s Secret) error
+	// UpdateSecret replaces every field of the secret with s.ARN.
+	// ErrNotFound if it does not exist; ErrConflict if the new name is taken.
+	UpdateSecret(ctx context.Context, s Secret) error
+	// DeleteSecret removes the secret, its versions and its labels.
+	DeleteSecret(ctx context.Context, arn string) error
+	// DeletedBefore returns the ARNs (at most limit) of secrets whose
+	// DeletionDate is set and not after t.
+	DeletedBefore(ctx context.Context, t time.Time, limit int) ([]string, error)
+
+	// Versions returns every version of the secret, oldest first, with
+	// Stages filled and without Sealed (metadata only).
+	Versions(ctx context.Context, arn string) ([]Version, error)
+	// Version returns one version with its Sealed value and Stages.
+	Version(ctx context.Context, arn, versionID string) (Version, error)
+	// VersionByStage returns the version carrying the staging label, with
+	// its Sealed value and Stages; ErrNotFound if no version carries it.
+	VersionByStage(ctx context.Context, arn, stage string) (Version, error)
+	// CreateVersion inserts a version (its Stages are ignored; labels are
+	// set with SetStage). ErrConflict if the version id exists.
+	CreateVersion(ctx context.Context, v Version) error
+	// UpdateVersion rewrites Sealed, KeyID, Binary and LastAccessedAt of an
+	// existing version (filling a placeholder, re-wrapping, access time).
+	UpdateVersion(ctx context.Context, v Version) error
+	// DeleteVersion removes a version and any labels on it.
+	DeleteVersion(ctx context.Context, arn, versionID string) error
+	// SetStage attaches the label to versionID, detaching it from whichever
+	// version of the same secret held it.
+	SetStage(ctx context.Context, arn, stage, versionID string) error
+	// RemoveStage detaches the label from the secret's versions (no error if
+	// no version held it).
+	RemoveStage(ctx context.Context, arn, stage string) error
+
+	// AccessKey returns the access key with this id.
+	AccessKey(ctx context.Context, id string) (AccessKey, error)
+	// PutAccessKey inserts or replaces an access key.
+	PutAccessKey(ctx context.Context, k AccessKey) error
+
+	// Meta returns a value from the metadata table (schema facts, key
+	// checks); ErrNotFound if the key is absent.
+	Meta(ctx context.Context, key string) (string, error)
+	// PutMeta inserts or replaces a metadata value.
+	PutMeta(ctx context.Context, key, value string) error
+}
+
+// Secret is a secret's metadata. Values live in its versions.
+type Secret struct {
+	ARN            string
+	Name           string
+	Description    string
+	KMSKeyID       string
+	Tags           []Tag  // in insertion order; keys unique
+	ResourcePolicy string // JSON document, "" when none
+	CreatedAt      time.Time
+	LastChangedAt  time.Time
+	LastAccessedAt time.Time // zero if never read
+	DeletedAt      time.Time // zero unless scheduled for deletion
+	DeletionDate   time.Time // when a scheduled deletion becomes final
+	Rotation       Rotation
+}
+
+// Tag is a secret's key/value tag.
+type Tag struct {
+	Key   string
+	Value string
+}
+
+// Rotation is a secret's rotation configuration and progress. The store
+// keeps RulesJSON and StateJSON opaque.
+type Rotation struct {
+	Configured     bool // false until rotation was first configured (RotationEnabled absent)
+	Enabled        bool
+	LambdaARN      string
+	RulesJSON      string
+	LastRotatedAt  time.Time
+	NextRotationAt time.Time
+	StateJSON      string // the rotation engine's progress record
+}
+
+// Version is one version of a secret's value.
+type Version struct {
+	SecretARN      string
+	VersionID      string
+	Stages         []string // filled on reads; sorted
+	CreatedAt      time.Time
+	LastAccessedAt time.Time
+	// Sealed is the encrypted value (keyring format). Nil for a
+	// placeholder version that has a label but no value yet.
+	Sealed []byte
+	// KeyID names the master key that wraps Sealed's data key.
+	KeyID string
+	// Binary reports whether the value was given as SecretBinary.
+	Binary bool
+}
+
+// SortBy is the order of ListSecrets.
+type SortBy string
+
+// The orders ListSecrets supports. Ties are broken by ARN.
+const (
+	SortByCreated      SortBy = "created-date"
+	SortByName         SortBy = "name"
+	SortByLastChanged  SortBy = "last-changed-date"
+	SortByLastAccessed SortBy = "last-accessed-date"
+)
+
+// ListQuery selects a page of secrets for keyset pagination.
+type ListQuery struct {
+	SortBy         SortBy
+	Descending     bool
+	After          *Cursor // start strictly after this position
+	IncludeDeleted bool    // include secrets scheduled for deletion
+	Limit          int     // at most this many rows (> 0)
+}
+
+// Cursor is a position in a ListSecrets order: the sort key of the last row
+// returned and its ARN.
+type Cursor struct {
+	Name string    // used with SortByName
+	Time time.Time // used with the date orders (zero sorts first)
+	ARN  string
+}
+
+// AccessKey is an access key pair; the secret half is sealed by the keyring.
+type AccessKey struct {
+	ID           string
+	SealedSecret []byte
+	PrincipalARN string
+	Active       bool
+	CreatedAt    time.Time
+}
