@@ -28,16 +28,13 @@ type Config struct {
 	AccountID string
 	Store     store.Store
 	Keyring   *keyring.Keyring
-	// ValidatePolicy checks a resource policy document's syntax; it returns
-	// nil or an error whose text is shown to the client. Nil accepts any JSON
-	// object.
-	ValidatePolicy func(doc string) error
-	// IsPublicPolicy reports whether a policy grants access to everyone
-	// (used by BlockPublicPolicy). Nil treats no policy as public.
-	IsPublicPolicy func(doc string) bool
-	Now            func() time.Time // defaults to time.Now
-	Rand           io.Reader        // defaults to crypto/rand
-	Logger         *slog.Logger
+	// CheckPolicy parses a resource policy document: err (shown to the
+	// client) when its syntax is wrong, public when it grants access to
+	// everyone. Nil accepts any JSON object as non-public.
+	CheckPolicy func(doc string) (public bool, err error)
+	Now         func() time.Time // defaults to time.Now
+	Rand        io.Reader        // defaults to crypto/rand
+	Logger      *slog.Logger
 }
 
 // Service implements the operations. It is safe for concurrent use.

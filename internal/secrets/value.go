@@ -44,3 +44,18 @@ func (Value) LogValue() slog.Value          { return slog.StringValue(redacted) 
 func (Value) MarshalJSON() ([]byte, error)  { return []byte(`"` + redacted + `"`), nil }
 func (Value) MarshalText() ([]byte, error)  { return []byte(redacted), nil }
 func (Value) Format(f fmt.State, verb rune) { f.Write([]byte(redacted)) }
+
+// NewValue builds the value of a request that may carry a SecretString, a
+// SecretBinary, both or neither. Both is an InvalidParameter error; neither
+// returns the zero Value.
+func NewValue(str *string, bin []byte) (Value, error) {
+	switch {
+	case str != nil && bin != nil:
+		return Value{}, errorf(KindInvalidParameter, "You can't specify both a binary secret value and a string secret value in the same secret.")
+	case str != nil:
+		return Value{b: []byte(*str)}, nil
+	case bin != nil:
+		return Value{b: bin, binary: true}, nil
+	}
+	return Value{}, nil
+}

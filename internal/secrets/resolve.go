@@ -1,0 +1,139 @@
+package secrets
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/rotor-secrets/rotor/internal/arn"
+	"github.com/rotor-secrets/rotor/internal/keyring"
+	"github.com/rotor-secrets/rotor/internal/store"
+)
+
+// resolve finds the secret a SecretId names: a name, a complete ARN, or a
+// partial ARN (without the random suffix).
+func (s *Service) resolve(ctx context.Context, tx store.Tx, id string) (store.Secret, error) {
+	if err := checkSecretID(id); err != nil {
+		return store.Secret{}, err
+	}
+	sid, ok := arn.ParseSecretID(id)
+	if !ok {
+		return store.Secret{}, errorf(KindNotFound, msgNotFound)
+	}
+	if !sid.IsARN {
+		return lookup(tx.SecretByName(ctx, sid.Tail))
+	}
+	if sid.Region != s.cfg.Region || sid.Account != s.cfg.AccountID {
+		return store.Secret{}, errorf(KindNotFound, msgNotFound)
+	}
+	sec, err := tx.Secret(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// A partial ARN: the tail is the name.
+		sec, err = tx.SecretByName(ctx, sid.Tail)
+	}
+	return lookup(sec, err)
+}
+
+func lookup(sec store.Secret, err error) (store.Secret, error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Secret{}, errorf(KindNotFound, msgNotFound)
+	}
+	if err != nil {
+		return store.Secret{}, internal("read secret", err)
+	}
+	return sec, nil
+}
+
+// resolveLive is resolve for operations a secret scheduled for deletion
+// refuses.
+func (s *Service) resolveLive(ctx context.Context, tx store.Tx, id string) (store.Secret, error) {
+	sec, err := s.resolve(ctx, tx, id)
+	if err != nil {
+		return sec, err
+	}
+	if !sec.DeletedAt.IsZero() {
+		return store.Secret{}, errorf(KindInvalidRequest, msgMarkedForDelete)
+	}
+	return sec, nil
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
+
+// aad binds a sealed value to its secret and version.
+func aad(secretARN, versionID string) []byte {
+	b := make([]byte, 0, len(secretARN)+1+len(versionID))
+	b = append(b, secretARN...)
+	b = append(b, 0)
+	return append(b, versionID...)
+}
+
+func (s *Service) seal(secretARN, versionID string, v Value) (sealed []byte, keyID string, err error) {
+	sealed, keyID, err = s.cfg.Keyring.Seal(v.Reveal(), aad(secretARN, versionID))
+	if err != nil {
+		return nil, "", &Error{Kind: KindEncryptionFailure, Msg: "Secrets Manager can't encrypt the secret value.", Err: err}
+	}
+	return sealed, keyID, nil
+}
+
+func (s *Service) open(v store.Version) (Value, error) {
+	pt, err := s.cfg.Keyring.Open(v.Sealed, aad(v.SecretARN, v.VersionID))
+	if err != nil {
+		kind := KindDecryptionFailure
+		if !errors.Is(err, keyring.ErrDecrypt) {
+			kind = KindInternal
+		}
+		return Value{}, &Error{Kind: kind, Msg: "Secrets Manager can't decrypt the protected secret text using the provided KMS key.", Err: err}
+	}
+	return Value{b: pt, binary: v.Binary}, nil
+}
+
+// day truncates t to midnight UTC, the granularity of LastAccessedDate.
+func day(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+func hasStage(stages []string, stage string) bool {
+	for _, s := range stages {
+		if s == stage {
+			return true
+		}
+	}
+	return false
+}
+
+func toStoreTags(tags []Tag) []store.Tag {
+	if tags == nil {
+		return nil
+	}
+	out := make([]store.Tag, len(tags))
+	for i, t := range tags {
+		out[i] = store.Tag(t)
+	}
+	return out
+}
+
+func fromStoreTags(tags []store.Tag) []Tag {
+	if tags == nil {
+		return nil
+	}
+	out := make([]Tag, len(tags))
+	for i, t := range tags {
+		out[i] = Tag(t)
+	}
+	return out
+}
+
+// defaultKMSKey reports whether id names the default key, the only one
+// this version of Rotor has.
+func defaultKMSKey(id string) bool {
+	return id == "" || id == "alias/aws/secretsmanager" || strings.HasSuffix(id, ":alias/aws/secretsmanager")
+}
+
+func checkKMSKey(id string) *Error {
+	if !defaultKMSKey(id) {
+		return errorf(KindEncryptionFailure, "Rotor has no KMS key %q; use the default key alias/aws/secretsmanager.", echo(id))
+	}
+	return nil
+}
