@@ -13,9 +13,18 @@
 // backend must retry a conflicting transaction, so it must not have side
 // effects outside the Tx.
 //
-// Errors: ErrNotFound when a looked-up row does not exist; ErrConflict when
-// a write violates uniqueness (a secret name or ARN, a version id). Every
-// backend passes the conformance suite in store/storetest.
+// Errors: ErrNotFound when a looked-up or written row does not exist
+// (UpdateVersion, DeleteVersion, DeleteSecret of a missing row; CreateVersion
+// or SetStage naming a missing secret or version); ErrConflict when a write
+// violates uniqueness (a secret name or ARN, a version id within its
+// secret — the same id may exist on two secrets). A write that fails with
+// either leaves the transaction usable, since the domain handles them inside
+// a transaction and carries on. A panic in fn rolls back and propagates.
+//
+// Names, ARNs and labels compare byte-wise in lookups and in list order. A
+// Tx is not safe for concurrent use and is dead once fn returns; fn must not
+// start another transaction. Every backend passes the conformance suite in
+// store/storetest.
 package store
 
 import (
