@@ -3,9 +3,20 @@
 //
 // A Verifier checks one request's Authorization header, signed headers,
 // payload hash, date and clock skew against the secret half of the access key
-// the request names, which a KeySource supplies. Failures are *Error values
-// with a Code that internal/awsapi maps to AWS's error codes; their messages
-// never contain key material. Signatures are compared in constant time.
+// the request names, which a KeySource supplies. StoreKeys is the KeySource
+// of a server: keys live in the store with their secret sealed by the
+// keyring, and are cached in memory once read. Only the Authorization-header
+// form of AWS4-HMAC-SHA256 is accepted: no presigned URLs, no SigV4a, and the
+// body is always signed (a mismatching X-Amz-Content-Sha256, including
+// UNSIGNED-PAYLOAD, is rejected).
+//
+// Failures the client caused are *Error values with a Code that
+// internal/awsapi maps to AWS's error codes; their messages never contain key
+// material, the expected signature or the canonical request. Any other error
+// from Verify is an internal failure of the KeySource. Signatures are
+// compared in constant time.
+//
+// Verifier and StoreKeys are safe for concurrent use.
 package auth
 
 // Principal is an authenticated caller.
