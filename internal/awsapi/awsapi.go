@@ -1,0 +1,346 @@
+// Package awsapi serves the AWS Secrets Manager API over the AWS JSON 1.1
+// protocol: POST / with an X-Amz-Target header naming the operation
+// ("secretsmanager.GetSecretValue") and a JSON body whose members are named
+// as in AWS's service model. It is the only place where domain errors become
+// AWS error codes.
+//
+// Callers build one Handler with New and mount it; it is an http.Handler and
+// safe for concurrent use. Per request it
+//
+//   - assigns a random request id (UUID v4), sent as x-amzn-RequestId on
+//     every response, errors included, and available to the service through
+//     RequestIDFrom;
+//   - refuses anything but POST, an unknown target, and a body larger than
+//     Config.MaxBodyBytes (judged by Content-Length before reading, and while
+//     reading, so chunked bodies are bounded too);
+//   - authenticates the request with Config.Auth, exposing the caller to the
+//     service through PrincipalFrom;
+//   - decodes the body into the operation's wire shape, converts it to the
+//     secrets package's input, calls the service and encodes its result.
+//
+// Errors are answered as AWS does: HTTP 4xx/5xx with a body
+// {"__type":"<Code>","Message":"…"} and the header X-Amzn-ErrorType. The
+// mapping from domain, authentication and protocol errors to (status, code,
+// message) lives in one function, wireErrorOf. Internal errors reach the
+// client as a generic message carrying the request id; their detail goes to
+// the log only. A panic in the service becomes such an internal error.
+//
+// Every request produces one structured log line (request_id, principal,
+// access_key_id, operation, status, error_code, duration_ms, remote_addr).
+// Request and response bodies, the Authorization header and secret values
+// are never logged, and error messages never echo values from the body.
+package awsapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/rotor-secrets/rotor/internal/auth"
+	"github.com/rotor-secrets/rotor/internal/secrets"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is
+// zero: comfortably above the largest legal request (a 65,536-byte secret
+// value, base64-encoded, plus its metadata).
+const DefaultMaxBodyBytes = 1 << 20
+
+// Authenticator verifies a request's signature. body is the complete request
+// body, already read. A failure is an *auth.Error, whose Code selects the AWS
+// error code; any other error is treated as an internal error.
+type Authenticator interface {
+	Verify(ctx context.Context, r *http.Request, body []byte) (auth.Principal, error)
+}
+
+// Config wires a Handler. Service and Auth are required.
+type Config struct {
+	Service      *secrets.Service
+	Auth         Authenticator
+	Logger       *slog.Logger // nil discards
+	MaxBodyBytes int64        // 0 means DefaultMaxBodyBytes
+}
+
+// Handler serves the Secrets Manager API. Create it with New.
+type Handler struct {
+	svc     backend
+	auth    Authenticator
+	log     *slog.Logger
+	maxBody int64
+	newID   func() string // tests make request ids deterministic
+}
+
+// New returns a Handler. It panics if cfg.Service or cfg.Auth is nil: a
+// handler without a verifier would serve every caller, so there is no
+// anonymous default.
+func New(cfg Config) *Handler {
+	if cfg.Service == nil {
+		panic("awsapi: Config.Service is nil")
+	}
+	if cfg.Auth == nil {
+		panic("awsapi: Config.Auth is nil")
+	}
+	return newHandler(cfg.Service, cfg.Auth, cfg.Logger, cfg.MaxBodyBytes)
+}
+
+func newHandler(svc backend, a Authenticator, log *slog.Logger, maxBody int64) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	return &Handler{svc: svc, auth: a, log: log, maxBody: maxBody, newID: newRequestID}
+}
+
+type ctxKey struct{}
+
+// requestInfo is what the handler attaches to the context of a service call.
+type requestInfo struct {
+	id        string
+	principal auth.Principal
+	authed    bool
+}
+
+// PrincipalFrom returns the authenticated caller of the request that ctx
+// belongs to. The handler attaches it to the context the service is called
+// with; ok is false for any other context.
+func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
+	ri, ok := ctx.Value(ctxKey{}).(*requestInfo)
+	if !ok || !ri.authed {
+		return auth.Principal{}, false
+	}
+	return ri.principal, true
+}
+
+// RequestIDFrom returns the id the handler assigned to the request that ctx
+// belongs to: the value of its x-amzn-RequestId response header.
+func RequestIDFrom(ctx context.Context) (string, bool) {
+	ri, ok := ctx.Value(ctxKey{}).(*requestInfo)
+	if !ok {
+		return "", false
+	}
+	return ri.id, true
+}
+
+const (
+	contentType      = "application/x-amz-json-1.1"
+	headerRequestID  = "X-Amzn-Requestid" // canonical form of AWS's x-amzn-RequestId
+	headerErrorType  = "X-Amzn-Errortype"
+	headerTarget     = "X-Amz-Target"
+	maxLoggedTarget  = 128
+	initialBodyAlloc = 512
+)
+
+// exchange is one request's state, shared by ServeHTTP and finish.
+type exchange struct {
+	info   requestInfo
+	start  time.Time
+	op     *operation
+	target string
+	resp   []byte // success body; cleared after writing (it may hold a secret)
+	err    error
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{info: requestInfo{id: h.newID()}, start: time.Now()}
+	w.Header().Set(headerRequestID, x.info.id)
+	defer h.finish(w, r, x)
+	x.resp, x.err = h.serve(r, x)
+}
+
+// serve runs the request up to an encoded success body or an error.
+func (h *Handler) serve(r *http.Request, x *exchange) ([]byte, error) {
+	if r.Method != http.MethodPost {
+		return nil, &requestError{kind: reqMethod, msg: "only POST is supported; send AWS JSON 1.1 requests as POST /"}
+	}
+	x.target = r.Header.Get(headerTarget)
+	op, ok := operations[x.target]
+	if !ok {
+		if x.target == "" {
+			return nil, &requestError{kind: reqUnknownOperation, msg: "missing X-Amz-Target header"}
+		}
+		return nil, &requestError{kind: reqUnknownOperation, msg: "unrecognized operation in X-Amz-Target header"}
+	}
+	x.op = op
+	// Content-Type is not checked: AWS SDKs send application/x-amz-json-1.1,
+	// hand-written clients often send application/json or nothing, and a
+	// body that is not JSON fails to decode anyway.
+	body, err := h.readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	// The body may hold a secret value; decoding copies what it keeps.
+	defer clear(body)
+
+	p, err := h.auth.Verify(r.Context(), r, body)
+	if err != nil {
+		return nil, err
+	}
+	x.info.principal, x.info.authed = p, true
+
+	in, err := op.decode(body)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.WithValue(r.Context(), ctxKey{}, &x.info)
+	out, err := op.call(ctx, h, in)
+	if err != nil {
+		return nil, err
+	}
+	return encodeBody(out)
+}
+
+// readBody reads the whole body, refusing one over the limit before reading
+// it when Content-Length says so and while reading it otherwise.
+func (h *Handler) readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > h.maxBody {
+		return nil, h.tooLarge()
+	}
+	if r.Body == nil || r.ContentLength == 0 {
+		return nil, nil
+	}
+	size := int64(initialBodyAlloc)
+	if r.ContentLength > 0 {
+		size = r.ContentLength + 1 // +1: the read that sees EOF needs no growth
+	}
+	b, err := readAll(io.LimitReader(r.Body, h.maxBody+1), make([]byte, 0, size))
+	if int64(len(b)) > h.maxBody {
+		clear(b)
+		return nil, h.tooLarge()
+	}
+	if err != nil {
+		clear(b)
+		if _, ok := err.(*http.MaxBytesError); ok {
+			return nil, h.tooLarge()
+		}
+		return nil, &requestError{kind: reqUnreadable, msg: "could not read the request body", cause: err}
+	}
+	return b, nil
+}
+
+func (h *Handler) tooLarge() error {
+	return &requestError{kind: reqTooLarge,
+		msg: "request body exceeds the maximum size of " + strconv.FormatInt(h.maxBody, 10) + " bytes"}
+}
+
+// readAll is io.ReadAll into a caller-sized buffer.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// finish recovers a panic, writes the response and logs the request.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, x *exchange) {
+	if v := recover(); v != nil {
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		clear(x.resp)
+		x.resp = nil
+		x.err = fmt.Errorf("panic: %v", v)
+		h.log.LogAttrs(r.Context(), slog.LevelError, "handler panic",
+			slog.String("request_id", x.info.id),
+			slog.String("operation", x.opName()),
+			slog.Any("panic", v),
+			slog.String("stack", string(debug.Stack())))
+	}
+
+	status, code := http.StatusOK, ""
+	body := x.resp
+	hdr := w.Header()
+	if x.err != nil {
+		we := wireErrorOf(x.err, x.info.id)
+		status, code = we.Status, we.Code
+		body = we.body()
+		hdr.Set(headerErrorType, we.Code)
+		if status == http.StatusMethodNotAllowed {
+			hdr.Set("Allow", http.MethodPost)
+		}
+	}
+	hdr.Set("Content-Type", contentType)
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	clear(x.resp)
+
+	h.logRequest(r, x, status, code)
+}
+
+func (x *exchange) opName() string {
+	if x.op != nil {
+		return x.op.name
+	}
+	return ""
+}
+
+// logRequest writes the request's one log line: Info below 500, Error at 500
+// and above, where it carries the internal detail the client did not see.
+func (h *Handler) logRequest(r *http.Request, x *exchange, status int, code string) {
+	level := slog.LevelInfo
+	if status >= http.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	attrs := make([]slog.Attr, 0, 11)
+	attrs = append(attrs,
+		slog.String("request_id", x.info.id),
+		slog.String("principal", x.info.principal.ARN),
+		slog.String("access_key_id", x.info.principal.AccessKeyID),
+		slog.String("operation", x.opName()),
+		slog.Int("status", status),
+		slog.String("error_code", code),
+		slog.Float64("duration_ms", float64(time.Since(x.start).Microseconds())/1000),
+		slog.String("remote_addr", r.RemoteAddr),
+	)
+	if x.op == nil && x.target != "" {
+		t := x.target
+		if len(t) > maxLoggedTarget {
+			t = t[:maxLoggedTarget]
+		}
+		attrs = append(attrs, slog.String("target", t))
+	}
+	if x.err != nil {
+		// Error messages are client-safe by contract (secrets.Error.Msg,
+		// auth.Error.Msg, our own); the cause of an internal error is
+		// detail for operators and holds no values either.
+		attrs = append(attrs, slog.String("error", x.err.Error()))
+	}
+	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// newRequestID returns a random UUID version 4.
+func newRequestID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:]) // never fails: crypto/rand crashes the program instead
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], u[10:16])
+	return string(s[:])
+}
