@@ -29,14 +29,18 @@ type env struct {
 
 // run executes one rotor command line and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return runEnv(ctx, &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}, args)
+}
+
+// runEnv is run with an explicit environment, for tests.
+func runEnv(ctx context.Context, e *env, args []string) int {
 	root := newRootCmd(e)
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		printError(stderr, err)
+		printError(e.stderr, err)
 		return exitCode(err)
 	}
 	return 0

@@ -1,17 +1,92 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/rotor-secrets/rotor/internal/server"
 )
 
 func newServerCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var (
+		cfg       server.Config
+		logFormat string
+		logLevel  string
+	)
+	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Rotor server",
+		Long: `Run the Rotor server: the AWS Secrets Manager API on --listen, data in --data-dir.
+
+Every flag can also be set as an environment variable ROTOR_<FLAG>, e.g.
+ROTOR_DATA_DIR=/var/lib/rotor. ROTOR_ROOT_ACCESS_KEY_ID and
+ROTOR_ROOT_SECRET_ACCESS_KEY set the root access key explicitly.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return errors.New("not implemented")
+			if err := applyEnv(cmd.Flags(), e.getenv); err != nil {
+				return usageError(err)
+			}
+			cfg.RootAccessKeyID = e.getenv("ROTOR_ROOT_ACCESS_KEY_ID")
+			cfg.RootSecretAccessKey = e.getenv("ROTOR_ROOT_SECRET_ACCESS_KEY")
+			log, err := newLogger(e.stderr, logFormat, logLevel)
+			if err != nil {
+				return usageError(err)
+			}
+			srv, err := server.Open(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", server.DefaultListen, "address to serve the API on")
+	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir, "directory for the store, master key and credentials")
+	f.StringVar(&cfg.Region, "region", server.DefaultRegion, "region in ARNs and SigV4 scopes")
+	f.StringVar(&cfg.AccountID, "account-id", server.DefaultAccountID, "account id in ARNs")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate file to serve HTTPS")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file to serve HTTPS")
+	f.StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
 }
+
+// applyEnv sets every flag not given on the command line from ROTOR_<FLAG>
+// (upper case, dashes as underscores).
+func applyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		name := "ROTOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s: %w", name, serr)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format: %q is not json or text", format)
+}
+
+func usageError(err error) error { return &exitError{code: 2, err: err} }

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"errors"
 
 	"github.com/rotor-secrets/rotor/internal/password"
 )
@@ -28,8 +29,12 @@ func (s *Service) GetRandomPassword(_ context.Context, in PasswordInput) (string
 		o.RequireEachIncludedType = *in.RequireEachIncludedType
 	}
 	pw, err := password.Generate(s.cfg.Rand, o)
-	if err != nil {
+	switch {
+	case errors.Is(err, password.ErrNoCharacters), errors.Is(err, password.ErrTooShort),
+		errors.Is(err, password.ErrLength), errors.Is(err, password.ErrExcludeCharactersLength):
 		return "", errorf(KindInvalidParameter, "%s", err.Error())
+	case err != nil:
+		return "", internal("generate password", err)
 	}
 	return pw, nil
 }

@@ -1,0 +1,407 @@
+// Package server wires Rotor together: configuration → data directory →
+// keyring → store → domain service → HTTP, and runs it until its context
+// ends.
+//
+// On first start Run creates the data directory (0700), the SQLite store, a
+// 256-bit master key file (0600) and a root access key, whose pair it writes
+// to <data-dir>/credentials (0600) in AWS shared-credentials format under
+// profile "rotor". Later starts reuse all of it; nothing is regenerated. A
+// master key that does not belong to the store is refused before anything
+// is served.
+//
+// Shutdown (ctx cancelled): stop accepting connections, let in-flight
+// requests finish (up to ShutdownTimeout), then close the store.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/rotor-secrets/rotor/internal/arn"
+	"github.com/rotor-secrets/rotor/internal/auth"
+	"github.com/rotor-secrets/rotor/internal/auth/policy"
+	"github.com/rotor-secrets/rotor/internal/awsapi"
+	"github.com/rotor-secrets/rotor/internal/keyring"
+	"github.com/rotor-secrets/rotor/internal/secrets"
+	"github.com/rotor-secrets/rotor/internal/store"
+	"github.com/rotor-secrets/rotor/internal/store/sqlite"
+)
+
+// Config is the server's configuration (see cmd/rotor for flags and
+// environment variables).
+type Config struct {
+	Listen    string // host:port; port 0 picks a free one
+	DataDir   string
+	Region    string
+	AccountID string
+	TLSCert   string // PEM files; both or neither
+	TLSKey    string
+
+	// RootAccessKeyID and RootSecretAccessKey set the root key explicitly;
+	// otherwise one is generated on first start.
+	RootAccessKeyID     string
+	RootSecretAccessKey string
+
+	ShutdownTimeout time.Duration // default 30s
+	PurgeInterval   time.Duration // how often expired deletions are purged; default 1h
+}
+
+// Defaults used by cmd/rotor.
+const (
+	DefaultListen    = "127.0.0.1:7300"
+	DefaultDataDir   = "./rotor-data"
+	DefaultRegion    = "us-east-1"
+	DefaultAccountID = "000000000000"
+	// CredentialsProfile is the profile of the generated credentials file.
+	CredentialsProfile = "rotor"
+)
+
+var (
+	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
+)
+
+// Validate reports every configuration error at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Listen == "" {
+		errs = append(errs, errors.New("listen: empty address"))
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %w", err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: empty path"))
+	}
+	if !regionPattern.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("region: %q is not a region name like us-east-1", c.Region))
+	}
+	if !accountPattern.MatchString(c.AccountID) {
+		errs = append(errs, fmt.Errorf("account-id: %q is not 12 digits", c.AccountID))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key: give both or neither"))
+	}
+	if (c.RootAccessKeyID == "") != (c.RootSecretAccessKey == "") {
+		errs = append(errs, errors.New("root access key: set both ROTOR_ROOT_ACCESS_KEY_ID and ROTOR_ROOT_SECRET_ACCESS_KEY or neither"))
+	}
+	if c.RootAccessKeyID != "" && (len(c.RootAccessKeyID) < 16 || len(c.RootAccessKeyID) > 128) {
+		errs = append(errs, errors.New("root access key id: want 16-128 characters"))
+	}
+	if c.RootSecretAccessKey != "" && len(c.RootSecretAccessKey) < 16 {
+		errs = append(errs, errors.New("root secret access key: want at least 16 characters"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is a running Rotor server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	store   store.Store
+	service *secrets.Service
+	http    *http.Server
+	ln      net.Listener
+}
+
+// Open prepares a server: data directory, keys, store, listener. Serve it
+// with Run; Addr tells where it listens.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.PurgeInterval == 0 {
+		cfg.PurgeInterval = time.Hour
+	}
+	if err := ensureDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
+	}
+	mk, created, err := keyring.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "master.key"))
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created master key", "path", filepath.Join(cfg.DataDir, "master.key"), "key_id", mk.ID)
+	}
+	kr, err := keyring.New(mk)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "rotor.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			st.Close()
+		}
+	}()
+	if err := checkKey(ctx, st, kr); err != nil {
+		return nil, err
+	}
+	keys := auth.NewStoreKeys(st, kr)
+	if err := ensureRootKey(ctx, cfg, keys, st, kr, log); err != nil {
+		return nil, err
+	}
+
+	svc := secrets.New(secrets.Config{
+		Region:      cfg.Region,
+		AccountID:   cfg.AccountID,
+		Store:       st,
+		Keyring:     kr,
+		CheckPolicy: checkPolicy,
+		Logger:      log,
+	})
+	api := awsapi.New(awsapi.Config{
+		Service: svc,
+		Auth: auth.NewVerifier(auth.VerifierConfig{
+			Keys:    keys,
+			Region:  cfg.Region,
+			Service: "secretsmanager",
+		}),
+		Logger: log,
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := st.Ping(ctx); err != nil {
+			log.Warn("readiness check failed", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"status":"store unreachable"}` + "\n"))
+			return
+		}
+		w.Write([]byte(`{"status":"ready"}` + "\n"))
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("load TLS key pair: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	ok = true
+	return &Server{cfg: cfg, log: log, store: st, service: svc, http: srv, ln: ln}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx ends, then shuts down gracefully and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	scheme := "http"
+	if s.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	s.log.Info("rotor server listening", "addr", s.Addr().String(), "endpoint", scheme+"://"+s.Addr().String(),
+		"region", s.cfg.Region, "account_id", s.cfg.AccountID, "data_dir", s.cfg.DataDir)
+
+	bg, stopBG := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.purgeLoop(bg)
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(s.ln) }()
+
+	var err error
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		err = s.http.Shutdown(sctx)
+		cancel()
+		<-serveErr
+	}
+	stopBG()
+	<-done
+	if cerr := s.store.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	s.log.Info("rotor server stopped")
+	return err
+}
+
+func (s *Server) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PurgeInterval)
+	defer t.Stop()
+	for {
+		n, err := s.service.PurgeExpired(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("purge deleted secrets", "err", err)
+		} else if n > 0 {
+			s.log.Info("purged deleted secrets", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func ensureDataDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("data dir is accessible to other users; chmod 700 it", "path", dir, "mode", fi.Mode().Perm().String())
+	}
+	return nil
+}
+
+const keyCheckMeta = "keyring.check"
+
+// checkKey proves the master key belongs to the store: a canary sealed at
+// first start must open.
+func checkKey(ctx context.Context, st store.Store, kr *keyring.Keyring) error {
+	aad := []byte("rotor/key-check")
+	return st.Write(ctx, func(tx store.Tx) error {
+		v, err := tx.Meta(ctx, keyCheckMeta)
+		if errors.Is(err, store.ErrNotFound) {
+			sealed, _, err := kr.Seal([]byte("rotor"), aad)
+			if err != nil {
+				return err
+			}
+			return tx.PutMeta(ctx, keyCheckMeta, string(sealed))
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := kr.Open([]byte(v), aad); err != nil {
+			id, _ := keyring.KeyIDOf([]byte(v))
+			return fmt.Errorf("the master key (id %s) does not belong to this store, which was sealed with key %s: restore the data dir's master.key", kr.CurrentKeyID(), id)
+		}
+		return nil
+	})
+}
+
+const rootKeyMeta = "root.access_key_id"
+
+// ensureRootKey makes the root access key exist: the one configured, the
+// one stored, or a new one written to the credentials file.
+func ensureRootKey(ctx context.Context, cfg Config, keys *auth.StoreKeys, st store.Store, kr *keyring.Keyring, log *slog.Logger) error {
+	rootARN := arn.Root(cfg.AccountID)
+	var current string
+	err := st.Read(ctx, func(tx store.Tx) error {
+		v, err := tx.Meta(ctx, rootKeyMeta)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		current = v
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	credPath := filepath.Join(cfg.DataDir, "credentials")
+	id, secret := cfg.RootAccessKeyID, cfg.RootSecretAccessKey
+	switch {
+	case id != "":
+		// Configured explicitly: it replaces any other root key.
+	case current != "":
+		if _, err := os.Stat(credPath); err == nil {
+			log.Info("root access key", "access_key_id", current, "credentials_file", credPath, "profile", CredentialsProfile)
+			return nil
+		}
+		// The credentials file was removed: write it again from the store.
+		sec, _, err := keys.SecretKey(ctx, current)
+		if err != nil {
+			return fmt.Errorf("read root access key: %w", err)
+		}
+		id, secret = current, sec
+	default:
+		id, secret, err = auth.GenerateKeyPair()
+		if err != nil {
+			return err
+		}
+	}
+	if id != current {
+		if current != "" {
+			if err := keys.Put(ctx, current, "", rootARN, false); err != nil {
+				return fmt.Errorf("deactivate old root key: %w", err)
+			}
+		}
+		if err := keys.Put(ctx, id, secret, rootARN, true); err != nil {
+			return fmt.Errorf("store root key: %w", err)
+		}
+		if err := st.Write(ctx, func(tx store.Tx) error { return tx.PutMeta(ctx, rootKeyMeta, id) }); err != nil {
+			return err
+		}
+	}
+	if cfg.RootAccessKeyID != "" {
+		log.Info("root access key from the environment", "access_key_id", id)
+		return nil
+	}
+	if err := writeCredentials(credPath, id, secret); err != nil {
+		return err
+	}
+	log.Info("root access key", "access_key_id", id, "credentials_file", credPath, "profile", CredentialsProfile)
+	return nil
+}
+
+func writeCredentials(path, id, secret string) error {
+	body := fmt.Sprintf("[%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n", CredentialsProfile, id, secret)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		return fmt.Errorf("write credentials file: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func checkPolicy(doc string) (bool, error) {
+	p, err := policy.ParseResourcePolicy(doc)
+	if err != nil {
+		return false, err
+	}
+	return p.IsPublic(), nil
+}
