@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the tools the test suite drives when they are missing. CI runs as
+# root on a fresh machine; a developer without root gets a clear message.
+set -euo pipefail
+
+need_apt=()
+command -v aws >/dev/null 2>&1 || need_apt+=(awscli)
+
+if [ ${#need_apt[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test-deps: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]}) or run as root" >&2
+  exit 1
+fi
+echo "test-deps: installing ${need_apt[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
