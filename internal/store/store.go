@@ -75,6 +75,9 @@ type Tx interface {
 	// DeletedBefore returns the ARNs (at most limit) of secrets whose
 	// DeletionDate is set and not after t.
 	DeletedBefore(ctx context.Context, t time.Time, limit int) ([]string, error)
+	// RotationsDue returns the ARNs (at most limit, earliest first) of
+	// secrets whose Rotation.WakeAt is set and not after t.
+	RotationsDue(ctx context.Context, t time.Time, limit int) ([]string, error)
 
 	// Versions returns every version of the secret, oldest first, with
 	// Stages filled and without Sealed (metadata only).
@@ -143,6 +146,9 @@ type Rotation struct {
 	LastRotatedAt  time.Time
 	NextRotationAt time.Time
 	StateJSON      string // the rotation engine's progress record
+	// WakeAt is when the rotation engine must next look at the secret (a
+	// scheduled rotation or a retry); zero when it has nothing to do.
+	WakeAt time.Time
 }
 
 // Version is one version of a secret's value.

@@ -21,7 +21,8 @@ CREATE TABLE secrets (
 	rotation_rules_json TEXT    NOT NULL,
 	last_rotated_ms     INTEGER NOT NULL,
 	next_rotation_ms    INTEGER NOT NULL,
-	rotation_state_json TEXT    NOT NULL
+	rotation_state_json TEXT    NOT NULL,
+	rotation_wake_ms    INTEGER NOT NULL  -- non-zero: when the rotation engine must look at this secret
 ) STRICT;
 
 -- ListSecrets walks one of these per order, forwards or backwards, with the
@@ -39,6 +40,9 @@ CREATE INDEX secrets_live_by_last_accessed ON secrets (last_accessed_ms, arn) WH
 
 -- DeletedBefore: the purge job's queue.
 CREATE INDEX secrets_by_deletion ON secrets (deletion_ms, arn) WHERE deletion_ms <> 0;
+
+-- RotationsDue: the rotation engine's queue.
+CREATE INDEX secrets_by_rotation_wake ON secrets (rotation_wake_ms, arn) WHERE rotation_wake_ms <> 0;
 
 -- seq records insertion order (Versions lists by created_ms, then seq).
 -- AUTOINCREMENT requires seq to be the INTEGER PRIMARY KEY, so the natural

@@ -25,7 +25,7 @@ type txn struct {
 const secretColumns = `arn, name, description, kms_key_id, tags, resource_policy,
 	created_ms, last_changed_ms, last_accessed_ms, deleted_ms, deletion_ms,
 	rotation_configured, rotation_enabled, rotation_lambda_arn, rotation_rules_json,
-	last_rotated_ms, next_rotation_ms, rotation_state_json`
+	last_rotated_ms, next_rotation_ms, rotation_state_json, rotation_wake_ms`
 
 // stagesColumn is a version's labels in byte order, hex-encoded (so no
 // label can contain the separator) and joined by commas; ” when none.
@@ -36,16 +36,18 @@ const (
 	qSecret       = `SELECT ` + secretColumns + ` FROM secrets WHERE arn = ?`
 	qSecretByName = `SELECT ` + secretColumns + ` FROM secrets WHERE name = ?`
 	qCreateSecret = `INSERT INTO secrets (` + secretColumns + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)`
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)`
 	qUpdateSecret = `UPDATE secrets SET name = ?2, description = ?3, kms_key_id = ?4, tags = ?5,
 		resource_policy = ?6, created_ms = ?7, last_changed_ms = ?8, last_accessed_ms = ?9,
 		deleted_ms = ?10, deletion_ms = ?11, rotation_configured = ?12, rotation_enabled = ?13,
 		rotation_lambda_arn = ?14, rotation_rules_json = ?15, last_rotated_ms = ?16,
-		next_rotation_ms = ?17, rotation_state_json = ?18
+		next_rotation_ms = ?17, rotation_state_json = ?18, rotation_wake_ms = ?19
 		WHERE arn = ?1`
 	qDeleteSecret  = `DELETE FROM secrets WHERE arn = ?`
 	qDeletedBefore = `SELECT arn FROM secrets WHERE deletion_ms <> 0 AND deletion_ms <= ?
 		ORDER BY deletion_ms, arn LIMIT ?`
+	qRotationsDue = `SELECT arn FROM secrets WHERE rotation_wake_ms <> 0 AND rotation_wake_ms <= ?
+		ORDER BY rotation_wake_ms, arn LIMIT ?`
 
 	qVersions = `SELECT v.version_id, v.created_ms, v.last_accessed_ms, v.key_id, v.binary, ` + stagesColumn + `
 		FROM versions v WHERE v.secret_arn = ? ORDER BY v.created_ms, v.seq`
@@ -307,27 +309,39 @@ func (t *txn) DeleteSecret(ctx context.Context, arn string) error {
 // DeletedBefore returns up to limit ARNs of secrets due for final deletion
 // at before, earliest first.
 func (t *txn) DeletedBefore(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	return t.arnsDue(ctx, qDeletedBefore, "deleted before", before, limit)
+}
+
+// RotationsDue returns up to limit ARNs of secrets whose rotation wake-up
+// time is set and not after before, earliest first.
+func (t *txn) RotationsDue(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	return t.arnsDue(ctx, qRotationsDue, "rotations due", before, limit)
+}
+
+// arnsDue runs one of the queue queries: ARNs whose time column is set and
+// not after before.
+func (t *txn) arnsDue(ctx context.Context, query, what string, before time.Time, limit int) ([]string, error) {
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
-		return nil, fmt.Errorf("sqlite: deleted before: limit %d is not positive", limit)
+		return nil, fmt.Errorf("sqlite: %s: limit %d is not positive", what, limit)
 	}
-	rows, err := t.query(ctx, qDeletedBefore, toMS(before), limit)
+	rows, err := t.query(ctx, query, toMS(before), limit)
 	if err != nil {
-		return nil, fail(ctx, t.c, "deleted before", err)
+		return nil, fail(ctx, t.c, what, err)
 	}
 	defer rows.Close()
 	var arns []string
 	for rows.Next() {
 		var arn string
 		if err := rows.Scan(&arn); err != nil {
-			return nil, fail(ctx, t.c, "deleted before", err)
+			return nil, fail(ctx, t.c, what, err)
 		}
 		arns = append(arns, arn)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fail(ctx, t.c, "deleted before", err)
+		return nil, fail(ctx, t.c, what, err)
 	}
 	return arns, nil
 }
@@ -526,18 +540,19 @@ func scanSecret(sc interface{ Scan(dest ...any) error }) (store.Secret, error) {
 	var (
 		s                                                         store.Secret
 		tags                                                      string
-		created, changed, accessed, deleted, deletion, rotd, next int64
+		created, changed, accessed, deleted, deletion, rotd, next, wake int64
 	)
 	err := sc.Scan(&s.ARN, &s.Name, &s.Description, &s.KMSKeyID, &tags, &s.ResourcePolicy,
 		&created, &changed, &accessed, &deleted, &deletion,
 		&s.Rotation.Configured, &s.Rotation.Enabled, &s.Rotation.LambdaARN, &s.Rotation.RulesJSON,
-		&rotd, &next, &s.Rotation.StateJSON)
+		&rotd, &next, &s.Rotation.StateJSON, &wake)
 	if err != nil {
 		return store.Secret{}, err
 	}
 	s.CreatedAt, s.LastChangedAt, s.LastAccessedAt = fromMS(created), fromMS(changed), fromMS(accessed)
 	s.DeletedAt, s.DeletionDate = fromMS(deleted), fromMS(deletion)
 	s.Rotation.LastRotatedAt, s.Rotation.NextRotationAt = fromMS(rotd), fromMS(next)
+	s.Rotation.WakeAt = fromMS(wake)
 	if tags != "[]" {
 		if err := json.Unmarshal([]byte(tags), &s.Tags); err != nil {
 			return store.Secret{}, fmt.Errorf("sqlite: secret %s: corrupt tags: %v", s.ARN, err)
@@ -562,6 +577,7 @@ func secretArgs(s store.Secret) ([]any, error) {
 		toMS(s.CreatedAt), toMS(s.LastChangedAt), toMS(s.LastAccessedAt), toMS(s.DeletedAt), toMS(s.DeletionDate),
 		s.Rotation.Configured, s.Rotation.Enabled, s.Rotation.LambdaARN, s.Rotation.RulesJSON,
 		toMS(s.Rotation.LastRotatedAt), toMS(s.Rotation.NextRotationAt), s.Rotation.StateJSON,
+		toMS(s.Rotation.WakeAt),
 	}, nil
 }
 

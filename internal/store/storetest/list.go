@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -298,6 +299,40 @@ func (h harness) testListSecrets(t *testing.T) {
 }
 
 func (h harness) testDeletedBefore(t *testing.T) {
+	h.testQueue(t, "DeletedBefore", func(sec *store.Secret, due time.Time) {
+		sec.DeletedAt = due.Add(-7 * 24 * time.Hour)
+		sec.DeletionDate = due
+	}, store.Tx.DeletedBefore)
+
+	t.Run("IgnoresDeletedAt", func(t *testing.T) {
+		// Only DeletionDate decides; DeletedAt alone does not.
+		at := t0.Add(30 * 24 * time.Hour)
+		s := h.fresh(t)
+		odd := newSecret("deleted-without-date")
+		odd.DeletedAt = at.Add(-24 * time.Hour)
+		createSecrets(t, s, odd)
+		var got []string
+		mustRead(t, s, func(tx store.Tx) error {
+			var err error
+			got, err = tx.DeletedBefore(t.Context(), at, 10)
+			return err
+		})
+		if len(got) != 0 {
+			t.Errorf("DeletedBefore: %q, want none", got)
+		}
+	})
+}
+
+func (h harness) testRotationsDue(t *testing.T) {
+	h.testQueue(t, "RotationsDue", func(sec *store.Secret, due time.Time) {
+		sec.Rotation.WakeAt = due
+	}, store.Tx.RotationsDue)
+}
+
+// testQueue checks one of the time-ordered queues (DeletedBefore,
+// RotationsDue): setDue makes a secret due at a time, query reads the queue.
+func (h harness) testQueue(t *testing.T, name string, setDue func(*store.Secret, time.Time),
+	query func(store.Tx, context.Context, time.Time, int) ([]string, error)) {
 	at := t0.Add(30 * 24 * time.Hour)
 	setup := func(t *testing.T) (store.Store, map[string]store.Secret) {
 		s := h.fresh(t)
@@ -312,20 +347,19 @@ func (h harness) testDeletedBefore(t *testing.T) {
 		} {
 			sec := newSecret(name)
 			if !due.IsZero() {
-				sec.DeletedAt = due.Add(-7 * 24 * time.Hour)
-				sec.DeletionDate = due
+				setDue(&sec, due)
 			}
 			secs[name] = sec
 			createSecrets(t, s, sec)
 		}
 		return s, secs
 	}
-	deletedBefore := func(t *testing.T, s store.Store, at time.Time, limit int) []string {
+	due := func(t *testing.T, s store.Store, at time.Time, limit int) []string {
 		t.Helper()
 		var arns []string
 		mustRead(t, s, func(tx store.Tx) error {
 			var err error
-			arns, err = tx.DeletedBefore(t.Context(), at, limit)
+			arns, err = query(tx, t.Context(), at, limit)
 			return err
 		})
 		return arns
@@ -333,39 +367,25 @@ func (h harness) testDeletedBefore(t *testing.T) {
 
 	t.Run("DueSecrets", func(t *testing.T) {
 		s, secs := setup(t)
-		got := deletedBefore(t, s, at, 100)
-		slices.Sort(got)
+		got := due(t, s, at, 100)
 		want := []string{secs["long-ago"].ARN, secs["just-before"].ARN, secs["exactly"].ARN}
-		slices.Sort(want)
 		if !slices.Equal(got, want) {
-			t.Errorf("DeletedBefore: %q, want %q", got, want)
+			t.Errorf("%s: %q, want %q (earliest first)", name, got, want)
 		}
 	})
 
 	t.Run("Limit", func(t *testing.T) {
 		s, secs := setup(t)
-		due := map[string]bool{secs["long-ago"].ARN: true, secs["just-before"].ARN: true, secs["exactly"].ARN: true}
-		got := deletedBefore(t, s, at, 2)
-		if len(got) != 2 || got[0] == got[1] || !due[got[0]] || !due[got[1]] {
-			t.Errorf("DeletedBefore(limit 2): %q, want two distinct of %v", got, due)
+		got := due(t, s, at, 2)
+		if want := []string{secs["long-ago"].ARN, secs["just-before"].ARN}; !slices.Equal(got, want) {
+			t.Errorf("%s(limit 2): %q, want %q", name, got, want)
 		}
 	})
 
 	t.Run("NothingDue", func(t *testing.T) {
 		s, _ := setup(t)
-		if got := deletedBefore(t, s, at.Add(-60*24*time.Hour), 10); len(got) != 0 {
-			t.Errorf("DeletedBefore: %q, want none", got)
-		}
-	})
-
-	t.Run("IgnoresDeletedAt", func(t *testing.T) {
-		// Only DeletionDate decides; DeletedAt alone does not.
-		s := h.fresh(t)
-		odd := newSecret("deleted-without-date")
-		odd.DeletedAt = at.Add(-24 * time.Hour)
-		createSecrets(t, s, odd)
-		if got := deletedBefore(t, s, at, 10); len(got) != 0 {
-			t.Errorf("DeletedBefore: %q, want none", got)
+		if got := due(t, s, at.Add(-60*24*time.Hour), 10); len(got) != 0 {
+			t.Errorf("%s: %q, want none", name, got)
 		}
 	})
 }

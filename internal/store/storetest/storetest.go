@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Labels", h.testLabels)
 	t.Run("ListSecrets", h.testListSecrets)
 	t.Run("DeletedBefore", h.testDeletedBefore)
+	t.Run("RotationsDue", h.testRotationsDue)
 	t.Run("AccessKeys", h.testAccessKeys)
 	t.Run("Meta", h.testMeta)
 	t.Run("Transactions", h.testTransactions)
@@ -146,6 +147,7 @@ func fullSecret(name string) store.Secret {
 			LastRotatedAt:  t0.Add(2 * time.Hour).In(newYork),
 			NextRotationAt: t0.Add(30*24*time.Hour + 2*time.Hour),
 			StateJSON:      `{"step":"setSecret","version":"b1946ac9-2f1c-4b5e-9c1d-0e4b2a7f3c11","attempt":2}`,
+			WakeAt:         t0.Add(3 * time.Minute),
 		},
 	}
 }
