@@ -538,8 +538,8 @@ func (t *txn) PutMeta(ctx context.Context, key, value string) error {
 // scanSecret reads one row of secretColumns.
 func scanSecret(sc interface{ Scan(dest ...any) error }) (store.Secret, error) {
 	var (
-		s                                                         store.Secret
-		tags                                                      string
+		s                                                               store.Secret
+		tags                                                            string
 		created, changed, accessed, deleted, deletion, rotd, next, wake int64
 	)
 	err := sc.Scan(&s.ARN, &s.Name, &s.Description, &s.KMSKeyID, &tags, &s.ResourcePolicy,
