@@ -120,6 +120,26 @@ func (f *fakeBackend) ValidateResourcePolicy(ctx context.Context, id, policy str
 	return answer[secrets.PolicyValidation](f, ctx, policyArgs{SecretID: id, Policy: policy})
 }
 
+// rotateResult is the canned answer of RotateSecret and CancelRotateSecret.
+type rotateResult struct {
+	Ref     secrets.Ref
+	Version string
+}
+
+func (f *fakeBackend) RotateSecret(ctx context.Context, in secrets.RotateSecretInput) (secrets.Ref, string, error) {
+	r, err := answer[rotateResult](f, ctx, in)
+	return r.Ref, r.Version, err
+}
+
+func (f *fakeBackend) CancelRotateSecret(ctx context.Context, id string) (secrets.Ref, string, error) {
+	r, err := answer[rotateResult](f, ctx, id)
+	return r.Ref, r.Version, err
+}
+
+func (f *fakeBackend) RotationStatus(ctx context.Context, id string) (secrets.RotationStatus, error) {
+	return answer[secrets.RotationStatus](f, ctx, id)
+}
+
 // authFunc is a function-field Authenticator.
 type authFunc func(ctx context.Context, r *http.Request, body []byte) (auth.Principal, error)
 

@@ -182,7 +182,7 @@ var goldenCases = []goldenCase{
 		err:  &secrets.Error{Kind: secrets.KindInternal, Msg: "open", Err: errors.New("keyring: authentication failed")}},
 	{name: "error_Serialization", op: "GetSecretValue",
 		body: `{"SecretId":["prod/app/db"]}`},
-	{name: "error_UnknownOperation", op: "RotateSecret",
+	{name: "error_UnknownOperation", op: "ReplicateSecretToRegions",
 		body: `{"SecretId":"prod/app/db"}`},
 }
 

@@ -47,7 +47,8 @@ func TestTargetDispatch(t *testing.T) {
 		{"prefix only", "secretsmanager.", 400, "UnknownOperationException"},
 		{"other service", "TrentService.Encrypt", 400, "UnknownOperationException"},
 		{"wrong case", "SecretsManager.GetSecretValue", 400, "UnknownOperationException"},
-		{"not yet served", "secretsmanager.RotateSecret", 400, "UnknownOperationException"},
+		{"not served", "secretsmanager.ReplicateSecretToRegions", 400, "UnknownOperationException"},
+		{"rotor operation under the AWS prefix", "secretsmanager.GetRotationStatus", 400, "UnknownOperationException"},
 		{"known", "secretsmanager.DescribeSecret", 200, ""},
 	}
 	for _, tt := range tests {
@@ -79,15 +80,18 @@ func TestEveryServiceOperationIsServed(t *testing.T) {
 		"UpdateSecret", "DescribeSecret", "ListSecrets", "ListSecretVersionIds",
 		"UpdateSecretVersionStage", "DeleteSecret", "RestoreSecret", "TagResource", "UntagResource",
 		"GetRandomPassword", "PutResourcePolicy", "GetResourcePolicy", "DeleteResourcePolicy",
-		"ValidateResourcePolicy"}
-	for _, name := range want {
-		o, ok := operations["secretsmanager."+name]
-		if !ok || o.name != name {
-			t.Errorf("operation %s not served", name)
+		"ValidateResourcePolicy", "RotateSecret", "CancelRotateSecret"}
+	wantRotor := []string{"GetRotationStatus"}
+	for prefix, names := range map[string][]string{"secretsmanager.": want, "rotor.": wantRotor} {
+		for _, name := range names {
+			o, ok := operations[prefix+name]
+			if !ok || o.name != name {
+				t.Errorf("operation %s%s not served", prefix, name)
+			}
 		}
 	}
-	if len(operations) != len(want) {
-		t.Errorf("%d operations served, want %d", len(operations), len(want))
+	if len(operations) != len(want)+len(wantRotor) {
+		t.Errorf("%d operations served, want %d", len(operations), len(want)+len(wantRotor))
 	}
 }
 

@@ -29,6 +29,9 @@ type backend interface {
 	GetResourcePolicy(ctx context.Context, secretID string) (secrets.ResourcePolicy, error)
 	DeleteResourcePolicy(ctx context.Context, secretID string) (secrets.Ref, error)
 	ValidateResourcePolicy(ctx context.Context, secretID, policy string) (secrets.PolicyValidation, error)
+	RotateSecret(context.Context, secrets.RotateSecretInput) (secrets.Ref, string, error)
+	CancelRotateSecret(ctx context.Context, secretID string) (secrets.Ref, string, error)
+	RotationStatus(ctx context.Context, secretID string) (secrets.RotationStatus, error)
 }
 
 var _ backend = (*secrets.Service)(nil)
@@ -62,7 +65,10 @@ func op[W, I any](name string, conv func(*W) (I, error), call func(context.Conte
 	}
 }
 
-const targetPrefix = "secretsmanager."
+const (
+	targetPrefix = "secretsmanager."
+	rotorPrefix  = "rotor."
+)
 
 // operations maps X-Amz-Target values to operations.
 var operations = func() map[string]*operation {
@@ -86,8 +92,16 @@ var operations = func() map[string]*operation {
 		op("GetResourcePolicy", secretIDIn, getResourcePolicy),
 		op("DeleteResourcePolicy", secretIDIn, deleteResourcePolicy),
 		op("ValidateResourcePolicy", validateResourcePolicyIn, validateResourcePolicy),
+		op("RotateSecret", rotateSecretIn, rotateSecret),
+		op("CancelRotateSecret", secretIDIn, cancelRotateSecret),
 	} {
 		m[targetPrefix+o.name] = o
+	}
+	// Rotor's own operations: same protocol and signature, target prefix "rotor.".
+	for _, o := range []*operation{
+		op("GetRotationStatus", secretIDIn, getRotationStatus),
+	} {
+		m[rotorPrefix+o.name] = o
 	}
 	return m
 }()

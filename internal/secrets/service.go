@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/keyring"
+	"github.com/rotor-secrets/rotor/internal/rotation"
 	"github.com/rotor-secrets/rotor/internal/store"
 )
 
@@ -32,9 +33,19 @@ type Config struct {
 	// client) when its syntax is wrong, public when it grants access to
 	// everyone. Nil accepts any JSON object as non-public.
 	CheckPolicy func(doc string) (public bool, err error)
-	Now         func() time.Time // defaults to time.Now
-	Rand        io.Reader        // defaults to crypto/rand
-	Logger      *slog.Logger
+	// Functions says which rotation functions exist (RotateSecret refuses
+	// others with AccessDeniedException, as AWS refuses a Lambda it cannot
+	// invoke). Nil: none.
+	Functions interface{ Has(name string) bool }
+	// Planner validates rotation rules and computes the next rotation.
+	Planner rotation.Planner
+	// Kick tells the rotation engine that work is due now. Nil: no-op.
+	Kick func()
+	// Recorder receives RotationAbandoned events. Nil: none.
+	Recorder rotation.Recorder
+	Now      func() time.Time // defaults to time.Now
+	Rand     io.Reader        // defaults to crypto/rand
+	Logger   *slog.Logger
 }
 
 // Service implements the operations. It is safe for concurrent use.
@@ -46,6 +57,9 @@ type Service struct {
 func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Kick == nil {
+		cfg.Kick = func() {}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -18,9 +18,9 @@ type Filter struct {
 
 // RotationRules is a secret's rotation schedule, as AWS stores it.
 type RotationRules struct {
-	AutomaticallyAfterDays *int64
-	ScheduleExpression     string
-	Duration               string
+	AutomaticallyAfterDays *int64 `json:",omitempty"`
+	ScheduleExpression     string `json:",omitempty"`
+	Duration               string `json:",omitempty"`
 }
 
 // Ref names a secret in an operation's result.

@@ -281,6 +281,9 @@ func (s *Service) putVersion(ctx context.Context, tx store.Tx, sec *store.Secret
 		}
 	}
 	sec.LastChangedAt = s.now()
+	if _, err := s.abandonOrphanedRun(ctx, tx, sec); err != nil {
+		return nil, err
+	}
 	if err := tx.UpdateSecret(ctx, *sec); err != nil {
 		return nil, internal("update secret", err)
 	}
@@ -481,6 +484,9 @@ func (s *Service) UpdateSecretVersionStage(ctx context.Context, in UpdateSecretV
 			}
 		}
 		sec.LastChangedAt = s.now()
+		if _, err := s.abandonOrphanedRun(ctx, tx, &sec); err != nil {
+			return err
+		}
 		if err := tx.UpdateSecret(ctx, sec); err != nil {
 			return internal("update secret", err)
 		}
