@@ -190,6 +190,9 @@ func (e *Engine) process(ctx context.Context, arn string) {
 		}
 		return
 	}
+	if w := sec.Rotation.WakeAt; w.IsZero() || w.After(e.cfg.Now()) {
+		return // the queue was read before another goroutine rescheduled this secret
+	}
 	if !st.Active() {
 		if !sec.Rotation.Enabled || !sec.DeletedAt.IsZero() {
 			e.setWake(ctx, arn, time.Time{})
@@ -364,10 +367,11 @@ func (e *Engine) record(ctx context.Context, st State, arn string, t EventType, 
 	}
 	r := Record{Type: t, Time: e.cfg.Now(), SecretARN: arn, VersionID: st.Token, Step: st.Next,
 		Function: st.Function, Attempt: st.Attempt, Error: errText}
-	e.log.Info("rotation event", "event", string(t), "secret_arn", arn, "version_id", st.Token, "function", st.Function)
-	if e.cfg.Recorder != nil {
-		e.cfg.Recorder.Record(ctx, r)
+	if e.cfg.Recorder == nil {
+		e.log.Info("rotation event", "event", string(t), "secret_arn", arn, "version_id", st.Token, "function", st.Function)
+		return
 	}
+	e.cfg.Recorder.Record(ctx, r)
 }
 
 func (e *Engine) load(ctx context.Context, arn string) (store.Secret, State, error) {

@@ -309,14 +309,15 @@ func TestRotationGivesUpThenResumesOnReattempt(t *testing.T) {
 	if got := e.current(t, arn); got != "v0" {
 		t.Fatalf("AWSCURRENT changed to %q by a failed rotation", got)
 	}
-	// A new RotateSecret says the previous rotation isn't complete, and reattempts it.
+	// The database is back. A new RotateSecret says the previous rotation
+	// isn't complete, and reattempts it.
+	e.fn.mu.Lock()
+	e.fn.fail[rotation.StepTest] = 0
+	e.fn.mu.Unlock()
 	_, _, err = e.svc.RotateSecret(t.Context(), secrets.RotateSecretInput{SecretID: "db"})
 	if secrets.KindOf(err) != secrets.KindInvalidRequest {
 		t.Fatalf("RotateSecret during a rotation: %v", err)
 	}
-	e.fn.mu.Lock()
-	e.fn.fail[rotation.StepTest] = 0
-	e.fn.mu.Unlock()
 	st = e.waitFor(t, "db", "the reattempt to finish", finished(1))
 	if st.History[0].Token != version {
 		t.Fatalf("the reattempt used version %s, want the original %s", st.History[0].Token, version)
