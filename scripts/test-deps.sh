@@ -5,6 +5,16 @@ set -euo pipefail
 
 need_apt=()
 command -v aws >/dev/null 2>&1 || need_apt+=(awscli)
+# internal/dbtest starts PostgreSQL and MariaDB servers from these binaries.
+have_pg=
+for dir in /usr/lib/postgresql/*/bin; do
+  if [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ]; then have_pg=1; fi
+done
+[ -n "$have_pg" ] || need_apt+=(postgresql)
+if ! { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } ||
+   ! command -v mariadb-install-db >/dev/null 2>&1; then
+  need_apt+=(mariadb-server)
+fi
 
 if [ ${#need_apt[@]} -eq 0 ]; then
   exit 0
