@@ -70,6 +70,9 @@ form for people (-o text).`,
 		s.newTagCmd(),
 		s.newUntagCmd(),
 		s.newRandomPasswordCmd(),
+		s.newRotateCmd(),
+		s.newCancelRotationCmd(),
+		s.newRotationStatusCmd(),
 	)
 	return cmd
 }

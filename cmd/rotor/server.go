@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -33,6 +34,8 @@ ROTOR_ROOT_SECRET_ACCESS_KEY set the root access key explicitly.`,
 			}
 			cfg.RootAccessKeyID = e.getenv("ROTOR_ROOT_ACCESS_KEY_ID")
 			cfg.RootSecretAccessKey = e.getenv("ROTOR_ROOT_SECRET_ACCESS_KEY")
+			// Test hook for crash-resume tests: never set in production.
+			cfg.Rotation.CrashAfterStep = e.getenv("ROTOR_TEST_CRASH_AFTER_STEP")
 			log, err := newLogger(e.stderr, logFormat, logLevel)
 			if err != nil {
 				return usageError(err)
@@ -53,6 +56,12 @@ ROTOR_ROOT_SECRET_ACCESS_KEY set the root access key explicitly.`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file to serve HTTPS")
 	f.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&cfg.Rotation.MinInterval, "rotation-min-interval", 4*time.Hour,
+		"shortest rotation schedule accepted (AWS: 4h); lower it for demos and tests")
+	f.IntVar(&cfg.Rotation.MaxAttempts, "rotation-max-attempts", 5, "attempts of one rotation before it waits for the next window")
+	f.DurationVar(&cfg.Rotation.RetryBase, "rotation-retry-base", 15*time.Second, "first retry delay of a failed rotation (doubles, with jitter)")
+	f.DurationVar(&cfg.Rotation.RetryMax, "rotation-retry-max", 10*time.Minute, "longest retry delay of a failed rotation")
+	f.DurationVar(&cfg.Rotation.PollInterval, "rotation-poll-interval", time.Second, "how often the rotation queue is read")
 	return cmd
 }
 

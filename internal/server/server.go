@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/arn"
@@ -32,6 +33,8 @@ import (
 	"github.com/rotor-secrets/rotor/internal/auth/policy"
 	"github.com/rotor-secrets/rotor/internal/awsapi"
 	"github.com/rotor-secrets/rotor/internal/keyring"
+	"github.com/rotor-secrets/rotor/internal/rotation"
+	"github.com/rotor-secrets/rotor/internal/rotation/schedule"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 	"github.com/rotor-secrets/rotor/internal/store"
 	"github.com/rotor-secrets/rotor/internal/store/sqlite"
@@ -54,6 +57,8 @@ type Config struct {
 
 	ShutdownTimeout time.Duration // default 30s
 	PurgeInterval   time.Duration // how often expired deletions are purged; default 1h
+
+	Rotation RotationConfig
 }
 
 // Defaults used by cmd/rotor.
@@ -109,6 +114,7 @@ type Server struct {
 	log     *slog.Logger
 	store   store.Store
 	service *secrets.Service
+	engine  *rotation.Engine
 	http    *http.Server
 	ln      net.Listener
 }
@@ -157,13 +163,38 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 
+	functions := rotation.NewRegistry()
+	planner := &rotation.SchedulePlanner{Options: schedule.Options{MinInterval: cfg.Rotation.MinInterval}}
+	events := rotation.RecorderFunc(func(ctx context.Context, r rotation.Record) {
+		log.InfoContext(ctx, "rotation event", "event", string(r.Type), "secret_arn", r.SecretARN,
+			"version_id", r.VersionID, "function", r.Function, "attempt", r.Attempt, "error", r.Error)
+	})
+	var engine *rotation.Engine
 	svc := secrets.New(secrets.Config{
 		Region:      cfg.Region,
 		AccountID:   cfg.AccountID,
 		Store:       st,
 		Keyring:     kr,
 		CheckPolicy: checkPolicy,
+		Functions:   functions,
+		Planner:     planner,
+		Kick:        func() { engine.Kick() },
+		Recorder:    events,
 		Logger:      log,
+	})
+	registerBuiltins(functions, rotationAPI{svc})
+	engine = rotation.NewEngine(rotation.Config{
+		Store:        st,
+		Functions:    functions,
+		Domain:       svc,
+		Planner:      planner,
+		Recorder:     events,
+		Logger:       log,
+		MaxAttempts:  cfg.Rotation.MaxAttempts,
+		BaseBackoff:  cfg.Rotation.RetryBase,
+		MaxBackoff:   cfg.Rotation.RetryMax,
+		PollInterval: cfg.Rotation.PollInterval,
+		CrashAfter:   rotation.Step(cfg.Rotation.CrashAfterStep),
 	})
 	api := awsapi.New(awsapi.Config{
 		Service: svc,
@@ -217,7 +248,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	ok = true
-	return &Server{cfg: cfg, log: log, store: st, service: svc, http: srv, ln: ln}, nil
+	return &Server{cfg: cfg, log: log, store: st, service: svc, engine: engine, http: srv, ln: ln}, nil
 }
 
 // Addr is the address the server listens on.
@@ -233,10 +264,15 @@ func (s *Server) Run(ctx context.Context) error {
 		"region", s.cfg.Region, "account_id", s.cfg.AccountID, "data_dir", s.cfg.DataDir)
 
 	bg, stopBG := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		s.purgeLoop(bg)
+	}()
+	go func() {
+		defer wg.Done()
+		s.engine.Run(bg)
 	}()
 
 	serveErr := make(chan error, 1)
@@ -253,7 +289,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-serveErr
 	}
 	stopBG()
-	<-done
+	wg.Wait()
 	if cerr := s.store.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rotor-secrets/rotor/internal/password"
+	"github.com/rotor-secrets/rotor/internal/rotation"
+	"github.com/rotor-secrets/rotor/internal/rotation/builtin"
+	"github.com/rotor-secrets/rotor/internal/rotation/mysql"
+	"github.com/rotor-secrets/rotor/internal/rotation/postgres"
+	"github.com/rotor-secrets/rotor/internal/rotation/rotator"
+	"github.com/rotor-secrets/rotor/internal/secrets"
+)
+
+// RotationConfig tunes the rotation engine.
+type RotationConfig struct {
+	// MinInterval is the shortest schedule accepted (AWS: 4h); lower it for
+	// demos and tests.
+	MinInterval time.Duration
+	// MaxAttempts, RetryBase and RetryMax bound the retries of one rotation
+	// before it waits for the next window.
+	MaxAttempts int
+	RetryBase   time.Duration
+	RetryMax    time.Duration
+	// PollInterval is how often the engine reads its queue.
+	PollInterval time.Duration
+	// CrashAfterStep is a test hook: kill the process (SIGKILL) right after
+	// this step's completion is stored.
+	CrashAfterStep string
+}
+
+// Built-in rotation function names (the NAME of
+// arn:aws:lambda:REGION:ACCOUNT:function:NAME).
+const (
+	FnPostgresSingle      = "rotor-postgres-single-user"
+	FnPostgresAlternating = "rotor-postgres-alternating-users"
+	FnMySQLSingle         = "rotor-mysql-single-user"
+	FnMySQLAlternating    = "rotor-mysql-alternating-users"
+)
+
+// Characters that break connection strings, .pgpass files and URLs, per
+// engine (as AWS's templates exclude them).
+const (
+	postgresExclude = `:/@"'\`
+	mysqlExclude    = `/@"'\`
+)
+
+// registerBuiltins adds the built-in rotation functions to reg.
+func registerBuiltins(reg *rotation.Registry, api builtin.Secrets) {
+	pw := func(exclude string) password.Options {
+		o := password.Defaults()
+		o.ExcludeCharacters = exclude
+		return o
+	}
+	pg := postgres.New(postgres.Options{})
+	my := mysql.New(mysql.Options{})
+	pgEngines := []string{"postgres", "aurora-postgresql"}
+	myEngines := []string{"mysql", "mariadb", "aurora-mysql", "aurora"}
+	for _, f := range []struct {
+		name     string
+		rot      rotator.Rotator
+		strategy rotator.Strategy
+		engines  []string
+		port     int
+		maxUser  int
+		exclude  string
+	}{
+		{FnPostgresSingle, pg, rotator.SingleUser, pgEngines, 5432, 63, postgresExclude},
+		{FnPostgresAlternating, pg, rotator.AlternatingUsers, pgEngines, 5432, 63, postgresExclude},
+		{FnMySQLSingle, my, rotator.SingleUser, myEngines, 3306, 80, mysqlExclude},
+		{FnMySQLAlternating, my, rotator.AlternatingUsers, myEngines, 3306, 80, mysqlExclude},
+	} {
+		reg.Register(f.name, builtin.New(builtin.Config{
+			Secrets: api, Rotator: f.rot, Strategy: f.strategy, Engines: f.engines,
+			DefaultPort: f.port, MaxUserLen: f.maxUser, Password: pw(f.exclude),
+		}))
+	}
+}
+
+// rotationAPI is the secrets API as built-in rotation functions use it: the
+// domain service, called directly.
+type rotationAPI struct{ svc *secrets.Service }
+
+func (a rotationAPI) Describe(ctx context.Context, id string) (builtin.Description, error) {
+	d, err := a.svc.DescribeSecret(ctx, id)
+	if err != nil {
+		return builtin.Description{}, err
+	}
+	return builtin.Description{
+		ARN:             d.ARN,
+		RotationEnabled: d.RotationEnabled != nil && *d.RotationEnabled,
+		Versions:        d.VersionIdsToStages,
+	}, nil
+}
+
+func (a rotationAPI) Value(ctx context.Context, id, versionID, stage string) (string, error) {
+	v, err := a.svc.GetSecretValue(ctx, secrets.GetSecretValueInput{SecretID: id, VersionID: versionID, VersionStage: stage})
+	if secrets.KindOf(err) == secrets.KindNotFound {
+		return "", builtin.ErrNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	if v.Value.Binary() {
+		return "", errors.New("the secret holds a SecretBinary; database rotation needs a JSON SecretString")
+	}
+	return string(v.Value.Reveal()), nil
+}
+
+func (a rotationAPI) PutPending(ctx context.Context, id, token, value string) error {
+	_, err := a.svc.PutSecretValue(ctx, secrets.PutSecretValueInput{
+		SecretID: id, ClientRequestToken: token, Value: secrets.StringValue(value),
+		VersionStages: []string{secrets.StagePending},
+	})
+	return err
+}
+
+func (a rotationAPI) MoveCurrent(ctx context.Context, id, token, from string) error {
+	_, err := a.svc.UpdateSecretVersionStage(ctx, secrets.UpdateSecretVersionStageInput{
+		SecretID: id, VersionStage: secrets.StageCurrent, MoveToVersionID: token, RemoveFromVersionID: from,
+	})
+	return err
+}
