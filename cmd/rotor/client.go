@@ -402,7 +402,7 @@ func (c *clientConn) explain(err error) error {
 func (c *clientConn) apiHint(code string) string {
 	switch code {
 	case "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
-		"SignatureDoesNotMatch", "IncompleteSignature", "MissingAuthenticationToken", "ExpiredTokenException":
+		"SignatureDoesNotMatch", "IncompleteSignature", "IncompleteSignatureException", "MissingAuthenticationToken", "ExpiredTokenException":
 		return fmt.Sprintf("the request was signed with credentials from %s; check them, or choose others with --profile or AWS_PROFILE", c.credsFrom)
 	case "ResourceExistsException":
 		return "to store a new value in an existing secret, use `rotor secret put`"

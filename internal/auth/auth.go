@@ -40,7 +40,7 @@ const (
 	// (InvalidSignatureException).
 	CodeInvalidSignature
 	// CodeIncompleteSignature: the Authorization header is malformed or lacks
-	// a part (IncompleteSignature).
+	// a part (IncompleteSignatureException).
 	CodeIncompleteSignature
 )
 

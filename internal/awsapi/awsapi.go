@@ -154,6 +154,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(headerRequestID, x.info.id)
 	defer h.finish(w, r, x)
 	x.resp, x.err = h.serve(r, x)
+	if re, ok := x.err.(*requestError); ok && re.kind == reqTooLarge {
+		// Close the connection after the 413: otherwise the server would try
+		// to drain the rest of the body before answering, and a client that
+		// waits for the answer would never get it.
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // serve runs the request up to an encoded success body or an error.

@@ -88,7 +88,7 @@ func wireErrorOf(err error, requestID string) wireError {
 		case auth.CodeInvalidSignature:
 			code, def = "InvalidSignatureException", "The request signature we calculated does not match the signature you provided."
 		case auth.CodeIncompleteSignature:
-			code, def = "IncompleteSignature", "The request signature does not conform to AWS standards."
+			code, def = "IncompleteSignatureException", "The request signature does not conform to AWS standards."
 		}
 		if code != "" {
 			return wireError{http.StatusBadRequest, code, orDefault(ae.Msg, def)}

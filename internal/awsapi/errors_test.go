@@ -94,7 +94,7 @@ func TestWireErrorOfAuthAndProtocol(t *testing.T) {
 		{"missing token", &auth.Error{Code: auth.CodeMissingToken, Msg: "m"}, wireError{400, "MissingAuthenticationTokenException", "m"}},
 		{"unrecognized client", &auth.Error{Code: auth.CodeUnrecognizedClient, Msg: "m"}, wireError{400, "UnrecognizedClientException", "m"}},
 		{"invalid signature", &auth.Error{Code: auth.CodeInvalidSignature, Msg: "m"}, wireError{400, "InvalidSignatureException", "m"}},
-		{"incomplete signature", &auth.Error{Code: auth.CodeIncompleteSignature, Msg: "m"}, wireError{400, "IncompleteSignature", "m"}},
+		{"incomplete signature", &auth.Error{Code: auth.CodeIncompleteSignature, Msg: "m"}, wireError{400, "IncompleteSignatureException", "m"}},
 		{"wrapped auth", fmt.Errorf("verify: %w", &auth.Error{Code: auth.CodeInvalidSignature, Msg: "m"}), wireError{400, "InvalidSignatureException", "m"}},
 		{"method", &requestError{kind: reqMethod, msg: "m"}, wireError{405, "InvalidAction", "m"}},
 		{"unknown operation", &requestError{kind: reqUnknownOperation, msg: "m"}, wireError{400, "UnknownOperationException", "m"}},

@@ -393,7 +393,7 @@ func TestAuthFailures(t *testing.T) {
 		{"missing token", &auth.Error{Code: auth.CodeMissingToken, Msg: "Missing Authentication Token"}, 400, "MissingAuthenticationTokenException", "Missing Authentication Token"},
 		{"unknown key", &auth.Error{Code: auth.CodeUnrecognizedClient, Msg: "The security token included in the request is invalid."}, 400, "UnrecognizedClientException", "security token"},
 		{"bad signature", &auth.Error{Code: auth.CodeInvalidSignature, Msg: "Signature expired"}, 400, "InvalidSignatureException", "Signature expired"},
-		{"malformed header", &auth.Error{Code: auth.CodeIncompleteSignature, Msg: "Authorization header requires 'Credential' parameter."}, 400, "IncompleteSignature", "Credential"},
+		{"malformed header", &auth.Error{Code: auth.CodeIncompleteSignature, Msg: "Authorization header requires 'Credential' parameter."}, 400, "IncompleteSignatureException", "Credential"},
 		{"empty message gets a default", &auth.Error{Code: auth.CodeMissingToken}, 400, "MissingAuthenticationTokenException", "Missing Authentication Token"},
 		{"unknown code is internal", &auth.Error{Code: 99, Msg: "detail"}, 500, "InternalServiceError", "Request id: 00000000-0000-4000-8000-000000000001"},
 		{"verifier failure is internal", errors.New("key store unavailable"), 500, "InternalServiceError", "Request id:"},

@@ -238,10 +238,19 @@ func (s *Service) DeleteSecret(ctx context.Context, in DeleteSecretInput) (Delet
 	var out DeleteSecretOutput
 	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
 		sec, err := s.resolve(ctx, tx, in.SecretID)
+		now := s.now()
+		if KindOf(err) == KindNotFound && in.ForceDeleteWithoutRecovery {
+			// AWS: forcibly deleting a deleted or nonexistent secret is not
+			// an error.
+			out = DeleteSecretOutput{Name: in.SecretID, DeletionDate: now}
+			if id, ok := arn.ParseSecretID(in.SecretID); ok && id.IsARN {
+				out = DeleteSecretOutput{ARN: in.SecretID, DeletionDate: now}
+			}
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		now := s.now()
 		out = DeleteSecretOutput{ARN: sec.ARN, Name: sec.Name}
 		if in.ForceDeleteWithoutRecovery {
 			if err := tx.DeleteSecret(ctx, sec.ARN); err != nil {
