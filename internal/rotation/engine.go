@@ -173,6 +173,7 @@ func (e *Engine) dispatch(ctx context.Context) {
 				delete(e.running, arn)
 				e.mu.Unlock()
 				<-e.slots
+				e.Kick() // a slot is free: look for more due work now
 				e.wg.Done()
 			}()
 			e.process(ctx, arn)
