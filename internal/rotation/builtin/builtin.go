@@ -188,12 +188,11 @@ func (f *Function) set(ctx context.Context, ev rotation.Event) error {
 		if err != nil {
 			return fmt.Errorf("read master secret %s: %w", master, err)
 		}
-		_, m, err := f.parse(masterText, "the master secret's AWSCURRENT")
+		// A master secret may hold only username and password (as RDS-managed
+		// ones do): it then logs in to the same database server.
+		_, m, err := f.parseWith(masterText, "master secret's AWSCURRENT", &cur)
 		if err != nil {
 			return err
-		}
-		if m.Host == "" {
-			m.Host, m.Port = cur.Host, cur.Port
 		}
 		req.Master = &m
 	} else if f.cfg.Strategy == rotator.AlternatingUsers {
@@ -250,6 +249,12 @@ func (f *Function) finish(ctx context.Context, ev rotation.Event, d Description)
 // parse reads an RDS-shaped secret value. which names the version in
 // errors, which never quote the value.
 func (f *Function) parse(text, which string) (map[string]any, rotator.Credentials, error) {
+	return f.parseWith(text, which, nil)
+}
+
+// parseWith is parse where a missing host, port and engine are taken from
+// defaults (when not nil).
+func (f *Function) parseWith(text, which string, defaults *rotator.Credentials) (map[string]any, rotator.Credentials, error) {
 	var fields map[string]any
 	dec := json.NewDecoder(strings.NewReader(text))
 	dec.UseNumber()
@@ -289,7 +294,17 @@ func (f *Function) parse(text, which string) (map[string]any, rotator.Credential
 			}
 		}
 	}
-	for _, k := range []string{"host", "username", "password"} {
+	if defaults != nil && c.Host == "" {
+		c.Host, c.Port = defaults.Host, defaults.Port
+		if c.Engine == "" {
+			c.Engine = defaults.Engine
+		}
+	}
+	required := []string{"host", "username", "password"}
+	if defaults != nil {
+		required = required[1:]
+	}
+	for _, k := range required {
 		if str(k) == "" {
 			return nil, c, rotator.Errorf(rotator.KindInvalid, nil, "the %s value has no %q", which, k)
 		}
