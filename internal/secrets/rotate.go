@@ -374,11 +374,7 @@ func (s *Service) abandonOrphanedRun(ctx context.Context, tx store.Tx, sec *stor
 // progress and the recent runs (Rotor's GetRotationStatus; never a value).
 func (s *Service) RotationStatus(ctx context.Context, secretID string) (RotationStatus, error) {
 	var out RotationStatus
-	err := s.cfg.Store.Read(ctx, func(tx store.Tx) error {
-		sec, err := s.resolve(ctx, tx, secretID)
-		if err != nil {
-			return err
-		}
+	err := s.view(ctx, secretID, false, func(tx store.Tx, sec store.Secret) error {
 		d, err := s.describe(ctx, tx, sec)
 		if err != nil {
 			return err

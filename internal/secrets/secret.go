@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -163,15 +164,49 @@ func (s *Service) UpdateSecret(ctx context.Context, in UpdateSecretInput) (Updat
 // for deletion.
 func (s *Service) DescribeSecret(ctx context.Context, secretID string) (Description, error) {
 	var d Description
-	err := s.cfg.Store.Read(ctx, func(tx store.Tx) error {
-		sec, err := s.resolve(ctx, tx, secretID)
-		if err != nil {
-			return err
-		}
+	err := s.view(ctx, secretID, false, func(tx store.Tx, sec store.Secret) (err error) {
 		d, err = s.describe(ctx, tx, sec)
 		return err
 	})
 	return d, err
+}
+
+// view resolves secretID in a read transaction and calls fn with the secret;
+// live refuses a secret scheduled for deletion.
+func (s *Service) view(ctx context.Context, secretID string, live bool, fn func(store.Tx, store.Secret) error) error {
+	return s.cfg.Store.Read(ctx, func(tx store.Tx) error {
+		resolve := s.resolve
+		if live {
+			resolve = s.resolveLive
+		}
+		sec, err := resolve(ctx, tx, secretID)
+		if err != nil {
+			return err
+		}
+		return fn(tx, sec)
+	})
+}
+
+// modify resolves a live secret in a write transaction, lets fn change it,
+// and stores it with LastChangedAt stamped.
+func (s *Service) modify(ctx context.Context, secretID string, fn func(store.Tx, *store.Secret) error) (Ref, error) {
+	var ref Ref
+	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+		sec, err := s.resolveLive(ctx, tx, secretID)
+		if err != nil {
+			return err
+		}
+		ref = Ref{ARN: sec.ARN, Name: sec.Name}
+		if err := fn(tx, &sec); err != nil {
+			return err
+		}
+		sec.LastChangedAt = s.now()
+		if err := tx.UpdateSecret(ctx, sec); err != nil {
+			return internal("update secret", err)
+		}
+		return nil
+	})
+	return ref, err
 }
 
 func (s *Service) describe(ctx context.Context, tx store.Tx, sec store.Secret) (Description, error) {
@@ -331,11 +366,7 @@ func (s *Service) TagResource(ctx context.Context, secretID string, tags []Tag) 
 	if err := checkTags(tags); err != nil {
 		return err
 	}
-	return s.cfg.Store.Write(ctx, func(tx store.Tx) error {
-		sec, err := s.resolveLive(ctx, tx, secretID)
-		if err != nil {
-			return err
-		}
+	_, err := s.modify(ctx, secretID, func(_ store.Tx, sec *store.Secret) error {
 		for _, t := range tags {
 			replaced := false
 			for i := range sec.Tags {
@@ -351,12 +382,9 @@ func (s *Service) TagResource(ctx context.Context, secretID string, tags []Tag) 
 		if len(sec.Tags) > maxTags {
 			return errorf(KindInvalidParameter, "A secret can have at most %d tags.", maxTags)
 		}
-		sec.LastChangedAt = s.now()
-		if err := tx.UpdateSecret(ctx, sec); err != nil {
-			return internal("update secret", err)
-		}
 		return nil
 	})
+	return err
 }
 
 // UntagResource removes tags by key; absent keys are ignored.
@@ -366,28 +394,17 @@ func (s *Service) UntagResource(ctx context.Context, secretID string, keys []str
 			return err
 		}
 	}
-	return s.cfg.Store.Write(ctx, func(tx store.Tx) error {
-		sec, err := s.resolveLive(ctx, tx, secretID)
-		if err != nil {
-			return err
-		}
+	_, err := s.modify(ctx, secretID, func(_ store.Tx, sec *store.Secret) error {
 		kept := sec.Tags[:0]
 		for _, t := range sec.Tags {
-			drop := false
-			for _, k := range keys {
-				drop = drop || t.Key == k
-			}
-			if !drop {
+			if !slices.Contains(keys, t.Key) {
 				kept = append(kept, t)
 			}
 		}
 		sec.Tags = kept
-		sec.LastChangedAt = s.now()
-		if err := tx.UpdateSecret(ctx, sec); err != nil {
-			return internal("update secret", err)
-		}
 		return nil
 	})
+	return err
 }
 
 // checkPolicy checks a resource policy's size and syntax and reports
@@ -428,31 +445,16 @@ func (s *Service) DeleteResourcePolicy(ctx context.Context, secretID string) (Re
 }
 
 func (s *Service) setPolicy(ctx context.Context, secretID, doc string) (Ref, error) {
-	var ref Ref
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
-		sec, err := s.resolveLive(ctx, tx, secretID)
-		if err != nil {
-			return err
-		}
-		ref = Ref{ARN: sec.ARN, Name: sec.Name}
+	return s.modify(ctx, secretID, func(_ store.Tx, sec *store.Secret) error {
 		sec.ResourcePolicy = doc
-		sec.LastChangedAt = s.now()
-		if err := tx.UpdateSecret(ctx, sec); err != nil {
-			return internal("update secret", err)
-		}
 		return nil
 	})
-	return ref, err
 }
 
 // GetResourcePolicy returns a secret's resource policy ("" when none).
 func (s *Service) GetResourcePolicy(ctx context.Context, secretID string) (ResourcePolicy, error) {
 	var out ResourcePolicy
-	err := s.cfg.Store.Read(ctx, func(tx store.Tx) error {
-		sec, err := s.resolveLive(ctx, tx, secretID)
-		if err != nil {
-			return err
-		}
+	err := s.view(ctx, secretID, true, func(_ store.Tx, sec store.Secret) error {
 		out = ResourcePolicy{ARN: sec.ARN, Name: sec.Name, Policy: sec.ResourcePolicy}
 		return nil
 	})
@@ -462,11 +464,7 @@ func (s *Service) GetResourcePolicy(ctx context.Context, secretID string) (Resou
 // ValidateResourcePolicy checks a policy without attaching it.
 func (s *Service) ValidateResourcePolicy(ctx context.Context, secretID, doc string) (PolicyValidation, error) {
 	if secretID != "" {
-		err := s.cfg.Store.Read(ctx, func(tx store.Tx) error {
-			_, err := s.resolve(ctx, tx, secretID)
-			return err
-		})
-		if err != nil {
+		if err := s.view(ctx, secretID, false, func(store.Tx, store.Secret) error { return nil }); err != nil {
 			return PolicyValidation{}, err
 		}
 	}
