@@ -278,38 +278,19 @@ func (m *MariaDB) close() error {
 // used on a dedicated server.
 func (m *MariaDB) Stop(t testing.TB) {
 	t.Helper()
-	if m.shared {
-		t.Fatal("dbtest: Stop on a shared MariaDB server; use StartMariaDB for a server the test may stop")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.proc == nil || m.proc.exited() {
-		t.Fatal("dbtest: Stop on a MariaDB server that is not running")
-	}
-	if err := m.proc.stop(syscall.SIGTERM); err != nil {
-		t.Fatalf("dbtest: stop mariadb: %v%s", err, logTail(m.logPath, 0))
-	}
+	m.lifecycle().stop(t)
 }
 
 // Start starts a server stopped by Stop again, with the same data directory
 // and port, and checks again that it refuses a wrong password.
 func (m *MariaDB) Start(t testing.TB) {
 	t.Helper()
-	if m.shared {
-		t.Fatal("dbtest: Start on a shared MariaDB server; use StartMariaDB for a server the test may stop")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.proc != nil && !m.proc.exited() {
-		t.Fatal("dbtest: Start on a MariaDB server that is running")
-	}
-	ctx := context.Background()
-	if _, err := m.start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.checkRefusesWrongPassword(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m.lifecycle().restart(t)
+}
+
+func (m *MariaDB) lifecycle() lifecycle {
+	return lifecycle{kind: "MariaDB", ctor: "StartMariaDB", shared: m.shared, mu: &m.mu, proc: &m.proc,
+		logPath: m.logPath, stopSignal: syscall.SIGTERM, start: m.start, check: m.checkRefusesWrongPassword}
 }
 
 // LogPath is the server's log (mariadb-install-db's output, then the

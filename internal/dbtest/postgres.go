@@ -242,38 +242,19 @@ func (p *Postgres) close() error {
 // that logins fail until Start. It may only be used on a dedicated server.
 func (p *Postgres) Stop(t testing.TB) {
 	t.Helper()
-	if p.shared {
-		t.Fatal("dbtest: Stop on a shared PostgreSQL server; use StartPostgres for a server the test may stop")
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.proc == nil || p.proc.exited() {
-		t.Fatal("dbtest: Stop on a PostgreSQL server that is not running")
-	}
-	if err := p.proc.stop(syscall.SIGINT); err != nil {
-		t.Fatalf("dbtest: stop postgres: %v%s", err, logTail(p.logPath, 0))
-	}
+	p.lifecycle().stop(t)
 }
 
 // Start starts a server stopped by Stop again, with the same data directory
 // and port, and checks again that it refuses a wrong password.
 func (p *Postgres) Start(t testing.TB) {
 	t.Helper()
-	if p.shared {
-		t.Fatal("dbtest: Start on a shared PostgreSQL server; use StartPostgres for a server the test may stop")
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.proc != nil && !p.proc.exited() {
-		t.Fatal("dbtest: Start on a PostgreSQL server that is running")
-	}
-	ctx := context.Background()
-	if _, err := p.start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.checkRefusesWrongPassword(ctx); err != nil {
-		t.Fatal(err)
-	}
+	p.lifecycle().restart(t)
+}
+
+func (p *Postgres) lifecycle() lifecycle {
+	return lifecycle{kind: "PostgreSQL", ctor: "StartPostgres", shared: p.shared, mu: &p.mu, proc: &p.proc,
+		logPath: p.logPath, stopSignal: syscall.SIGINT, start: p.start, check: p.checkRefusesWrongPassword}
 }
 
 // LogPath is the server's log (initdb's output, then the server's stderr).

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -350,4 +351,50 @@ func portInUse(log string) bool {
 func fileExists(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir()
+}
+
+// lifecycle is what Stop and Start do for either kind of dedicated server.
+type lifecycle struct {
+	kind       string // for messages: "PostgreSQL"
+	ctor       string // the constructor of a dedicated server: "StartPostgres"
+	shared     bool
+	mu         *sync.Mutex
+	proc       **process
+	logPath    string
+	stopSignal syscall.Signal
+	start      func() (inUse bool, err error)
+	check      func(context.Context) error // refuses a wrong password
+}
+
+func (l lifecycle) stop(t testing.TB) {
+	t.Helper()
+	if l.shared {
+		t.Fatalf("dbtest: Stop on a shared %s server; use %s for a server the test may stop", l.kind, l.ctor)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if *l.proc == nil || (*l.proc).exited() {
+		t.Fatalf("dbtest: Stop on a %s server that is not running", l.kind)
+	}
+	if err := (*l.proc).stop(l.stopSignal); err != nil {
+		t.Fatalf("dbtest: stop %s: %v%s", l.kind, err, logTail(l.logPath, 0))
+	}
+}
+
+func (l lifecycle) restart(t testing.TB) {
+	t.Helper()
+	if l.shared {
+		t.Fatalf("dbtest: Start on a shared %s server; use %s for a server the test may stop", l.kind, l.ctor)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if *l.proc != nil && !(*l.proc).exited() {
+		t.Fatalf("dbtest: Start on a %s server that is running", l.kind)
+	}
+	if _, err := l.start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
