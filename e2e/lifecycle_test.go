@@ -181,14 +181,22 @@ func TestGracefulShutdown(t *testing.T) {
 	name := uniqueName(t)
 	createString(t, c, name, "before")
 
-	// A PutSecretValue whose body arrives in two halves, SIGTERM between.
+	// A PutSecretValue whose handler is running when SIGTERM arrives: with
+	// "Expect: 100-continue" the server answers 100 only once the handler
+	// reads the body, so the request is in flight, not merely connected.
 	tok := token(t)
 	body := []byte(`{"SecretId":"` + name + `","ClientRequestToken":"` + tok + `","SecretString":"in flight"}`)
 	req := rawRequest{target: "secretsmanager.PutSecretValue", body: body, key: rootKey()}.build(t, srv)
 	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(t.Context(), "tcp", srv.addr())
 	must(t, err)
 	defer conn.Close()
-	writeHead(t, conn, req, fmt.Sprint("Content-Length: ", len(body)))
+	writeHead(t, conn, req, fmt.Sprint("Content-Length: ", len(body)), "Expect: 100-continue")
+	must(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	br := bufio.NewReader(conn)
+	cont, err := http.ReadResponse(br, req)
+	if err != nil || cont.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue before the body, got %v %v", cont, err)
+	}
 	_, err = conn.Write(body[:len(body)/2])
 	must(t, err)
 
@@ -220,7 +228,7 @@ func TestGracefulShutdown(t *testing.T) {
 	_, err = conn.Write(body[len(body)/2:])
 	must(t, err)
 	must(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		t.Fatalf("the in-flight request got no response: %v", err)
 	}

@@ -253,7 +253,7 @@ func (e *Engine) runSteps(ctx context.Context, sec store.Secret, st State) {
 			return
 		}
 		var nst State
-		nst, err = e.update(ctx, arn, token, func(s *State, _ *store.Secret) {
+		nst, err = e.update(ctx, arn, token, func(s *State, sec *store.Secret) {
 			if s.Next != step {
 				return
 			}
@@ -261,35 +261,37 @@ func (e *Engine) runSteps(ctx context.Context, sec store.Secret, st State) {
 			if s.Mode == ModeTest {
 				s.Next = ""
 			}
+			if s.Next == "" {
+				// The last step: the run ends in the same transaction, so a
+				// crash cannot leave a finished run looking unfinished.
+				e.succeed(s, sec)
+			}
 		})
 		if err != nil {
 			return // abandoned, cancelled or store failure: logged by update
 		}
 		e.crashHook(step)
+		if !nst.Active() && nst.Token == "" {
+			break
+		}
 		st = nst
 	}
-	e.finish(ctx, arn, st)
-}
-
-// finish ends a run whose steps all completed.
-func (e *Engine) finish(ctx context.Context, arn string, st State) {
 	if st.Mode == ModeTest {
 		if err := e.cfg.Domain.EndTestRotation(ctx, arn, st.Token); err != nil {
 			e.log.Error("remove test rotation version", "secret_arn", arn, "version_id", st.Token, "err", err)
 		}
 	}
-	now := e.cfg.Now()
-	_, err := e.update(ctx, arn, st.Token, func(s *State, sec *store.Secret) {
-		if s.Mode == ModeRotate {
-			sec.Rotation.LastRotatedAt = now
-		}
-		*s = s.End(OutcomeSucceeded, now)
-		e.reschedule(sec, now)
-	}, allowIdle)
-	if err != nil {
-		return
-	}
 	e.record(ctx, st, arn, EventSucceeded, "")
+}
+
+// succeed ends the run in s as succeeded and schedules the next one.
+func (e *Engine) succeed(s *State, sec *store.Secret) {
+	now := e.cfg.Now()
+	if s.Mode == ModeRotate {
+		sec.Rotation.LastRotatedAt = now
+	}
+	*s = s.End(OutcomeSucceeded, now)
+	e.reschedule(sec, now)
 }
 
 // fail records a failed step and schedules the retry, or gives the run up
@@ -393,14 +395,10 @@ func (e *Engine) load(ctx context.Context, arn string) (store.Secret, State, err
 // (abandoned by a manual update, cancelled, replaced).
 var errStale = errors.New("rotation run is no longer current")
 
-type updateOpt int
-
-const allowIdle updateOpt = 1
-
 // update applies fn to the stored state of the run with token, in one write
 // transaction, and returns the new state. It fails with errStale when the
 // stored run is another one or is no longer active.
-func (e *Engine) update(ctx context.Context, arn, token string, fn func(*State, *store.Secret), opts ...updateOpt) (State, error) {
+func (e *Engine) update(ctx context.Context, arn, token string, fn func(*State, *store.Secret)) (State, error) {
 	var out State
 	err := e.cfg.Store.Write(ctx, func(tx store.Tx) error {
 		sec, err := tx.Secret(ctx, arn)
@@ -411,7 +409,7 @@ func (e *Engine) update(ctx context.Context, arn, token string, fn func(*State, 
 		if err != nil {
 			return err
 		}
-		if st.Token != token || (!st.Active() && len(opts) == 0) {
+		if st.Token != token || !st.Active() {
 			return errStale
 		}
 		fn(&st, &sec)

@@ -194,7 +194,16 @@ func (s *Service) beginRun(ctx context.Context, tx store.Tx, sec *store.Secret, 
 		return internal("set label", err)
 	}
 	if st.Active() {
-		st = st.End(rotation.OutcomeAbandoned, s.now())
+		// The run's function may already have moved AWSCURRENT to its version
+		// (finishSecret) without the engine having recorded it yet.
+		outcome := rotation.OutcomeAbandoned
+		if v, err := tx.Version(ctx, sec.ARN, st.Token); err == nil && hasStage(v.Stages, StageCurrent) {
+			outcome = rotation.OutcomeSucceeded
+			if st.Mode == rotation.ModeRotate {
+				sec.Rotation.LastRotatedAt = s.now()
+			}
+		}
+		st = st.End(outcome, s.now())
 	}
 	sec.Rotation.StateJSON = st.Begin(token, fnName, mode, s.now()).Encode()
 	sec.Rotation.WakeAt = s.now()
@@ -261,14 +270,24 @@ func (s *Service) StartScheduledRotation(ctx context.Context, secretARN string) 
 		if st.Active() {
 			return nil
 		}
-		if _, busy, err := s.rotationInProgress(ctx, tx, sec); err != nil || busy {
+		fnName, _ := arn.ParseFunction(sec.Rotation.LambdaARN)
+		pending, busy, err := s.rotationInProgress(ctx, tx, sec)
+		if err != nil {
 			return err
+		}
+		if busy {
+			// An AWSPENDING version no run owns (left by a client, or by a
+			// test rotation interrupted before its clean-up): resume it as
+			// this rotation rather than stay stuck behind it.
+			st = st.Begin(pending, fnName, rotation.ModeRotate, s.now())
+			sec.Rotation.StateJSON = st.Encode()
+			sec.Rotation.WakeAt = s.now()
+			return tx.UpdateSecret(ctx, sec)
 		}
 		token, verr := newUUID(s.cfg.Rand)
 		if verr != nil {
 			return verr
 		}
-		fnName, _ := arn.ParseFunction(sec.Rotation.LambdaARN)
 		return s.beginRun(ctx, tx, &sec, st, token, fnName, rotation.ModeRotate)
 	})
 }
