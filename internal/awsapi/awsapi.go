@@ -25,6 +25,10 @@
 // client as a generic message carrying the request id; their detail goes to
 // the log only. A panic in the service becomes such an internal error.
 //
+// One operation streams instead of answering once:
+// rotor.SubscribeLabelChanges (stream.go) answers text/event-stream and
+// keeps the connection until the client leaves or Config.Done is closed.
+//
 // Every request produces one structured log line (request_id, principal,
 // access_key_id, operation, status, error_code, duration_ms, remote_addr).
 // Request and response bodies, the Authorization header and secret values
@@ -44,6 +48,7 @@ import (
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/auth"
+	"github.com/rotor-secrets/rotor/internal/events"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 )
 
@@ -65,6 +70,17 @@ type Config struct {
 	Auth         Authenticator
 	Logger       *slog.Logger // nil discards
 	MaxBodyBytes int64        // 0 means DefaultMaxBodyBytes
+
+	// Events is the hub rotor.SubscribeLabelChanges streams from. Nil: the
+	// operation is not served (UnknownOperationException).
+	Events *events.Hub
+	// Done ends every open stream when it is closed. Set it to a channel
+	// closed at server shutdown: http.Server.Shutdown waits for handlers to
+	// return, and a stream does not return on its own.
+	Done <-chan struct{}
+	// Heartbeat is the interval of a stream's keep-alive comments (default
+	// DefaultHeartbeat).
+	Heartbeat time.Duration
 }
 
 // Handler serves the Secrets Manager API. Create it with New.
@@ -74,6 +90,10 @@ type Handler struct {
 	log     *slog.Logger
 	maxBody int64
 	newID   func() string // tests make request ids deterministic
+
+	events    *events.Hub
+	done      <-chan struct{}
+	heartbeat time.Duration
 }
 
 // New returns a Handler. It panics if cfg.Service or cfg.Auth is nil: a
@@ -86,7 +106,12 @@ func New(cfg Config) *Handler {
 	if cfg.Auth == nil {
 		panic("awsapi: Config.Auth is nil")
 	}
-	return newHandler(cfg.Service, cfg.Auth, cfg.Logger, cfg.MaxBodyBytes)
+	h := newHandler(cfg.Service, cfg.Auth, cfg.Logger, cfg.MaxBodyBytes)
+	h.events, h.done = cfg.Events, cfg.Done
+	if cfg.Heartbeat > 0 {
+		h.heartbeat = cfg.Heartbeat
+	}
+	return h
 }
 
 func newHandler(svc backend, a Authenticator, log *slog.Logger, maxBody int64) *Handler {
@@ -96,7 +121,7 @@ func newHandler(svc backend, a Authenticator, log *slog.Logger, maxBody int64) *
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBodyBytes
 	}
-	return &Handler{svc: svc, auth: a, log: log, maxBody: maxBody, newID: newRequestID}
+	return &Handler{svc: svc, auth: a, log: log, maxBody: maxBody, newID: newRequestID, heartbeat: DefaultHeartbeat}
 }
 
 type ctxKey struct{}
@@ -140,12 +165,14 @@ const (
 
 // exchange is one request's state, shared by ServeHTTP and finish.
 type exchange struct {
-	info   requestInfo
-	start  time.Time
-	op     *operation
-	target string
-	resp   []byte // success body; cleared after writing (it may hold a secret)
-	err    error
+	info     requestInfo
+	start    time.Time
+	op       *operation
+	stream   *streamOp // set instead of op for a streaming operation
+	streamed bool      // the stream wrote the response itself
+	target   string
+	resp     []byte // success body; cleared after writing (it may hold a secret)
+	err      error
 }
 
 // ServeHTTP implements http.Handler.
@@ -153,7 +180,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{info: requestInfo{id: h.newID()}, start: time.Now()}
 	w.Header().Set(headerRequestID, x.info.id)
 	defer h.finish(w, r, x)
-	x.resp, x.err = h.serve(r, x)
+	x.resp, x.err = h.serve(w, r, x)
 	if re, ok := x.err.(*requestError); ok && re.kind == reqTooLarge {
 		// Close the connection after the 413: otherwise the server would try
 		// to drain the rest of the body before answering, and a client that
@@ -163,12 +190,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve runs the request up to an encoded success body or an error.
-func (h *Handler) serve(r *http.Request, x *exchange) ([]byte, error) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) ([]byte, error) {
 	if r.Method != http.MethodPost {
 		return nil, &requestError{kind: reqMethod, msg: "only POST is supported; send AWS JSON 1.1 requests as POST /"}
 	}
 	x.target = r.Header.Get(headerTarget)
 	op, ok := operations[x.target]
+	if !ok {
+		x.stream, ok = h.streamOp(x.target)
+	}
 	if !ok {
 		if x.target == "" {
 			return nil, &requestError{kind: reqUnknownOperation, msg: "missing X-Amz-Target header"}
@@ -192,11 +222,20 @@ func (h *Handler) serve(r *http.Request, x *exchange) ([]byte, error) {
 	}
 	x.info.principal, x.info.authed = p, true
 
-	in, err := op.decode(body)
+	var decode func([]byte) (any, error)
+	if x.stream != nil {
+		decode = x.stream.decode
+	} else {
+		decode = op.decode
+	}
+	in, err := decode(body)
 	if err != nil {
 		return nil, err
 	}
 	ctx := context.WithValue(r.Context(), ctxKey{}, &x.info)
+	if x.stream != nil {
+		return nil, h.serveStream(ctx, w, x, in)
+	}
 	out, err := op.call(ctx, h, in)
 	if err != nil {
 		return nil, err
@@ -269,6 +308,16 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, x *exchange) {
 			slog.Any("panic", v),
 			slog.String("stack", string(debug.Stack())))
 	}
+	if x.streamed {
+		// The status and part of the body are on the wire already: a
+		// failure (a panic) can only end the stream, and is logged.
+		code := ""
+		if x.err != nil {
+			code = codeInternal
+		}
+		h.logRequest(r, x, http.StatusOK, code)
+		return
+	}
 
 	status, code := http.StatusOK, ""
 	body := x.resp
@@ -292,8 +341,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, x *exchange) {
 }
 
 func (x *exchange) opName() string {
-	if x.op != nil {
+	switch {
+	case x.op != nil:
 		return x.op.name
+	case x.stream != nil:
+		return x.stream.name
 	}
 	return ""
 }
@@ -316,7 +368,7 @@ func (h *Handler) logRequest(r *http.Request, x *exchange, status int, code stri
 		slog.Float64("duration_ms", float64(time.Since(x.start).Microseconds())/1000),
 		slog.String("remote_addr", r.RemoteAddr),
 	)
-	if x.op == nil && x.target != "" {
+	if x.op == nil && x.stream == nil && x.target != "" {
 		t := x.target
 		if len(t) > maxLoggedTarget {
 			t = t[:maxLoggedTarget]

@@ -7,8 +7,9 @@ import (
 	"github.com/rotor-secrets/rotor/internal/secrets"
 )
 
-// FuzzDecodeRequest feeds arbitrary bytes to every operation's decoder
-// (JSON into its wire shape, then conversion to the service input). It must
+// FuzzDecodeRequest feeds arbitrary bytes to every operation's decoder,
+// streaming ones included (JSON into its wire shape, then conversion to the
+// service input). It must
 // never panic, and every failure must be one the error mapping answers as a
 // client error.
 func FuzzDecodeRequest(f *testing.F) {
@@ -22,8 +23,15 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		decoders := make(map[string]func([]byte) (any, error), len(operations)+len(streams))
 		for target, op := range operations {
-			in, err := op.decode(body)
+			decoders[target] = op.decode
+		}
+		for target, op := range streams {
+			decoders[target] = op.decode
+		}
+		for target, decode := range decoders {
+			in, err := decode(body)
 			if err == nil {
 				if in == nil {
 					t.Fatalf("%s: nil input without error", target)

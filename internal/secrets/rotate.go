@@ -79,7 +79,7 @@ func (s *Service) RotateSecret(ctx context.Context, in RotateSecretInput) (Ref, 
 		versionID string
 		reattempt bool
 	)
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		sec, err := s.resolveLive(ctx, tx, in.SecretID)
 		if err != nil {
 			return err
@@ -218,7 +218,7 @@ func (s *Service) beginRun(ctx context.Context, tx store.Tx, sec *store.Secret, 
 // reattempted"): a run that gave up resumes now; an AWSPENDING version the
 // engine has no run for (left by a client) becomes the run's version.
 func (s *Service) reattempt(ctx context.Context, secretARN string) {
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		sec, err := tx.Secret(ctx, secretARN)
 		if err != nil {
 			return err
@@ -255,7 +255,7 @@ func (s *Service) reattempt(ctx context.Context, secretARN string) {
 // rotation is disabled, the secret is scheduled for deletion, or a rotation
 // is in progress.
 func (s *Service) StartScheduledRotation(ctx context.Context, secretARN string) error {
-	return s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	return s.write(ctx, func(tx store.Tx) error {
 		sec, err := tx.Secret(ctx, secretARN)
 		if err != nil {
 			return err
@@ -294,7 +294,7 @@ func (s *Service) StartScheduledRotation(ctx context.Context, secretARN string) 
 
 // EndTestRotation removes the AWSPENDING placeholder of a test rotation.
 func (s *Service) EndTestRotation(ctx context.Context, secretARN, token string) error {
-	return s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	return s.write(ctx, func(tx store.Tx) error {
 		v, err := tx.Version(ctx, secretARN, token)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -322,7 +322,7 @@ func (s *Service) CancelRotateSecret(ctx context.Context, secretID string) (Ref,
 		ref     Ref
 		pending string
 	)
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		sec, err := s.resolveLive(ctx, tx, secretID)
 		if err != nil {
 			return err

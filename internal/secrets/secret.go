@@ -44,7 +44,7 @@ func (s *Service) CreateSecret(ctx context.Context, in CreateSecretInput) (Creat
 		return CreateSecretOutput{}, internal("generate arn", err)
 	}
 	var out CreateSecretOutput
-	err = s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err = s.write(ctx, func(tx store.Tx) error {
 		existing, err := tx.SecretByName(ctx, in.Name)
 		switch {
 		case err == nil:
@@ -131,7 +131,7 @@ func (s *Service) UpdateSecret(ctx context.Context, in UpdateSecretInput) (Updat
 		return UpdateSecretOutput{}, verr
 	}
 	var out UpdateSecretOutput
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		sec, err := s.resolveLive(ctx, tx, in.SecretID)
 		if err != nil {
 			return err
@@ -191,7 +191,7 @@ func (s *Service) view(ctx context.Context, secretID string, live bool, fn func(
 // and stores it with LastChangedAt stamped.
 func (s *Service) modify(ctx context.Context, secretID string, fn func(store.Tx, *store.Secret) error) (Ref, error) {
 	var ref Ref
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		sec, err := s.resolveLive(ctx, tx, secretID)
 		if err != nil {
 			return err
@@ -271,7 +271,7 @@ func (s *Service) DeleteSecret(ctx context.Context, in DeleteSecretInput) (Delet
 		}
 	}
 	var out DeleteSecretOutput
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		sec, err := s.resolve(ctx, tx, in.SecretID)
 		now := s.now()
 		if KindOf(err) == KindNotFound && in.ForceDeleteWithoutRecovery {
@@ -312,7 +312,7 @@ func (s *Service) DeleteSecret(ctx context.Context, in DeleteSecretInput) (Delet
 // RestoreSecret cancels a scheduled deletion.
 func (s *Service) RestoreSecret(ctx context.Context, secretID string) (Ref, error) {
 	var ref Ref
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		sec, err := s.resolve(ctx, tx, secretID)
 		if err != nil {
 			return err
@@ -337,7 +337,7 @@ func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		var n int
-		err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+		err := s.write(ctx, func(tx store.Tx) error {
 			arns, err := tx.DeletedBefore(ctx, s.now(), 100)
 			if err != nil {
 				return err

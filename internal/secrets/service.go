@@ -14,10 +14,12 @@
 package secrets
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/rotor-secrets/rotor/internal/events"
 	"github.com/rotor-secrets/rotor/internal/keyring"
 	"github.com/rotor-secrets/rotor/internal/rotation"
 	"github.com/rotor-secrets/rotor/internal/store"
@@ -43,9 +45,18 @@ type Config struct {
 	Kick func()
 	// Recorder receives RotationAbandoned events. Nil: none.
 	Recorder rotation.Recorder
-	Now      func() time.Time // defaults to time.Now
-	Rand     io.Reader        // defaults to crypto/rand
-	Logger   *slog.Logger
+	// OnLabelChange receives the staging labels a call moved — attached,
+	// moved or removed, side effects included (AWSPREVIOUS, an abandoned
+	// AWSPENDING, a deleted secret's labels) — each (secret, label) once
+	// with its net move, in the order the call made them. It is called
+	// after the call's transaction committed, on the caller's goroutine
+	// before the method returns, so it must not block; never for a call
+	// that failed. The changes carry no value. Nil: not reported.
+	OnLabelChange func(ctx context.Context, changes []events.LabelChange)
+
+	Now    func() time.Time // defaults to time.Now
+	Rand   io.Reader        // defaults to crypto/rand
+	Logger *slog.Logger
 }
 
 // Service implements the operations. It is safe for concurrent use.

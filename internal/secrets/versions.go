@@ -84,7 +84,7 @@ func (s *Service) touch(ctx context.Context, sec store.Secret, ver store.Version
 	if !sec.LastAccessedAt.Before(today) && !ver.LastAccessedAt.Before(today) {
 		return
 	}
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		cur, err := tx.Secret(ctx, sec.ARN)
 		if err != nil {
 			return err
@@ -197,7 +197,7 @@ func (s *Service) PutSecretValue(ctx context.Context, in PutSecretValueInput) (P
 		return PutSecretValueOutput{}, verr
 	}
 	var out PutSecretValueOutput
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		sec, err := s.resolveLive(ctx, tx, in.SecretID)
 		if err != nil {
 			return err
@@ -444,7 +444,7 @@ func (s *Service) UpdateSecretVersionStage(ctx context.Context, in UpdateSecretV
 		return Ref{}, errorf(KindInvalidParameter, "You must specify RemoveFromVersionId, MoveToVersionId, or both.")
 	}
 	var ref Ref
-	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx store.Tx) error {
 		sec, err := s.resolveLive(ctx, tx, in.SecretID)
 		if err != nil {
 			return err

@@ -9,8 +9,13 @@
 // master key that does not belong to the store is refused before anything
 // is served.
 //
-// Shutdown (ctx cancelled): stop accepting connections, let in-flight
-// requests finish (up to ShutdownTimeout), then close the store.
+// Label changes (every staging label a committed call moved) go from the
+// domain service to an in-process events.Hub, which streams them to
+// rotor.SubscribeLabelChanges subscribers (push invalidation for caches).
+//
+// Shutdown (ctx cancelled): stop accepting connections, end the open
+// label-change streams, let in-flight requests finish (up to
+// ShutdownTimeout), then close the store.
 package server
 
 import (
@@ -32,6 +37,7 @@ import (
 	"github.com/rotor-secrets/rotor/internal/auth"
 	"github.com/rotor-secrets/rotor/internal/auth/policy"
 	"github.com/rotor-secrets/rotor/internal/awsapi"
+	"github.com/rotor-secrets/rotor/internal/events"
 	"github.com/rotor-secrets/rotor/internal/keyring"
 	"github.com/rotor-secrets/rotor/internal/rotation"
 	"github.com/rotor-secrets/rotor/internal/rotation/schedule"
@@ -165,10 +171,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 
 	functions := rotation.NewRegistry()
 	planner := &rotation.SchedulePlanner{Options: schedule.Options{MinInterval: cfg.Rotation.MinInterval}}
-	events := rotation.RecorderFunc(func(ctx context.Context, r rotation.Record) {
+	recorder := rotation.RecorderFunc(func(ctx context.Context, r rotation.Record) {
 		log.InfoContext(ctx, "rotation event", "event", string(r.Type), "secret_arn", r.SecretARN,
 			"version_id", r.VersionID, "function", r.Function, "attempt", r.Attempt, "error", r.Error)
 	})
+	labels := events.NewHub(0)
 	var engine *rotation.Engine
 	svc := secrets.New(secrets.Config{
 		Region:      cfg.Region,
@@ -179,8 +186,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Functions:   functions,
 		Planner:     planner,
 		Kick:        func() { engine.Kick() },
-		Recorder:    events,
-		Logger:      log,
+		Recorder:    recorder,
+		OnLabelChange: func(ctx context.Context, changes []events.LabelChange) {
+			for _, c := range changes {
+				log.DebugContext(ctx, "label moved", "secret_arn", c.SecretARN, "stage", c.Label,
+					"version_id", c.VersionID, "from_version_id", c.FromVersionID)
+			}
+			labels.Publish(changes...)
+		},
+		Logger: log,
 	})
 	registerBuiltins(functions, rotationAPI{svc})
 	engine = rotation.NewEngine(rotation.Config{
@@ -188,7 +202,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Functions:    functions,
 		Domain:       svc,
 		Planner:      planner,
-		Recorder:     events,
+		Recorder:     recorder,
 		Logger:       log,
 		MaxAttempts:  cfg.Rotation.MaxAttempts,
 		BaseBackoff:  cfg.Rotation.RetryBase,
@@ -196,6 +210,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		PollInterval: cfg.Rotation.PollInterval,
 		CrashAfter:   rotation.Step(cfg.Rotation.CrashAfterStep),
 	})
+	// Closed when Shutdown begins: label-change streams never end on their
+	// own, and Shutdown waits for every handler.
+	streamsDone := make(chan struct{})
 	api := awsapi.New(awsapi.Config{
 		Service: svc,
 		Auth: auth.NewVerifier(auth.VerifierConfig{
@@ -204,6 +221,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			Service: "secretsmanager",
 		}),
 		Logger: log,
+		Events: labels,
+		Done:   streamsDone,
 	})
 
 	mux := http.NewServeMux()
@@ -238,6 +257,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(sync.OnceFunc(func() { close(streamsDone) }))
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
