@@ -53,6 +53,6 @@ func newRootCmd(e *env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(e), newServerCmd(e), newSecretCmd(e))
+	root.AddCommand(newVersionCmd(e), newServerCmd(e), newSecretCmd(e), newAgentCmd(e))
 	return root
 }
