@@ -47,7 +47,6 @@ func TestConnectorZeroFailedQueries(t *testing.T) {
 	}
 	const rotationsEach = 10
 	var ids []string
-	var summary []string
 	for _, sc := range scenarios {
 		id, _ := sc.d.app(t, c, sc.user, seen)
 		ids = append(ids, id)
@@ -89,7 +88,6 @@ func TestConnectorZeroFailedQueries(t *testing.T) {
 			"%d logins refused and retried, %d healed; Get %d, RefreshNow %d",
 			sc.name, rotationsEach, elapsed.Round(time.Millisecond), connWorkers, ok+len(failures), len(failures),
 			refused, healed, src.gets.Load(), src.refreshNows.Load())
-		summary = append(summary, line)
 		t.Log(line)
 		if len(failures) > 0 {
 			var b strings.Builder
