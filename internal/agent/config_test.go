@@ -1,8 +1,9 @@
 package agent
 
 import (
+	"go/parser"
+	"go/token"
 	"log/slog"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -167,11 +168,11 @@ func TestLoadConfigNamesFile(t *testing.T) {
 // TestConfigDocExample: the example of the package documentation parses and
 // renders.
 func TestConfigDocExample(t *testing.T) {
-	out, err := exec.Command("go", "doc", ".").Output()
-	if err != nil {
-		t.Skipf("go doc: %v", err)
+	f, err := parser.ParseFile(token.NewFileSet(), "agent.go", nil, parser.PackageClauseOnly|parser.ParseComments)
+	if err != nil || f.Doc == nil {
+		t.Fatalf("read the package documentation: %v", err)
 	}
-	doc := string(out)
+	doc := f.Doc.Text()
 	start := strings.Index(doc, "[[file]]   # a .pgpass line")
 	end := strings.Index(doc, "Neither a secret's value")
 	if start < 0 || end < start {
@@ -179,7 +180,7 @@ func TestConfigDocExample(t *testing.T) {
 	}
 	var b strings.Builder
 	for line := range strings.SplitSeq(doc[start:end], "\n") {
-		b.WriteString(strings.TrimPrefix(line, "    ") + "\n")
+		b.WriteString(strings.TrimPrefix(line, "\t") + "\n")
 	}
 	cfg := mustConfig(t, b.String())
 	if len(cfg.Files) != 3 {
