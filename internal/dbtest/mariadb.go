@@ -162,22 +162,9 @@ func openMariaDB(shared bool) (_ *MariaDB, timing string, err error) {
 	installDB := time.Since(t0)
 
 	t1 := time.Now()
-	for attempt := 1; ; attempt++ {
-		if m.Port, err = pickPort(); err != nil {
-			return nil, "", fmt.Errorf("dbtest: mariadb: %v", err)
-		}
-		var inUse bool
-		inUse, err = m.start()
-		if err == nil {
-			break
-		}
-		if !inUse || attempt == portAttempts {
-			return nil, "", err
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyBound)
 	defer cancel()
-	if err := m.checkRefusesWrongPassword(ctx); err != nil {
+	if err := startOnFreePort(ctx, "mariadb", &m.Port, m.start, m.checkRefusesWrongPassword); err != nil {
 		return nil, "", err
 	}
 	start := time.Since(t1)

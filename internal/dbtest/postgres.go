@@ -125,22 +125,9 @@ func openPostgres(shared bool) (_ *Postgres, timing string, err error) {
 	initdb := time.Since(t0)
 
 	t1 := time.Now()
-	for attempt := 1; ; attempt++ {
-		if p.Port, err = pickPort(); err != nil {
-			return nil, "", fmt.Errorf("dbtest: postgres: %v", err)
-		}
-		var inUse bool
-		inUse, err = p.start()
-		if err == nil {
-			break
-		}
-		if !inUse || attempt == portAttempts {
-			return nil, "", err
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyBound)
 	defer cancel()
-	if err := p.checkRefusesWrongPassword(ctx); err != nil {
+	if err := startOnFreePort(ctx, "postgres", &p.Port, p.start, p.checkRefusesWrongPassword); err != nil {
 		return nil, "", err
 	}
 	start := time.Since(t1)

@@ -398,3 +398,23 @@ func (l lifecycle) restart(t testing.TB) {
 		t.Fatal(err)
 	}
 }
+
+// startOnFreePort starts a new server on a free port, on another one when
+// the port was taken meanwhile, and checks that it refuses a wrong password.
+func startOnFreePort(ctx context.Context, kind string, port *int, start func() (inUse bool, err error), check func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		p, err := pickPort()
+		if err != nil {
+			return fmt.Errorf("dbtest: %s: %v", kind, err)
+		}
+		*port = p
+		inUse, err := start()
+		if err == nil {
+			break
+		}
+		if !inUse || attempt == portAttempts {
+			return err
+		}
+	}
+	return check(ctx)
+}
