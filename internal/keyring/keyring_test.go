@@ -32,7 +32,8 @@ func TestSealOpenRoundTrip(t *testing.T) {
 		if id != mk.ID {
 			t.Errorf("key id = %q, want %q", id, mk.ID)
 		}
-		if len(pt) > 0 && bytes.Contains(sealed, pt) {
+		// (Short values can occur in random ciphertext by chance.)
+		if len(pt) >= 16 && bytes.Contains(sealed, pt[:16]) {
 			t.Error("sealed envelope contains the plaintext")
 		}
 		got, err := kr.Open(sealed, []byte("arn|v1"))
