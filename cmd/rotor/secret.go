@@ -390,6 +390,26 @@ func (p *pageFlags) collect(fetch func(token *string) (next *string, err error))
 	}
 }
 
+// collectPages is collect for an operation whose pages merge into one
+// answer: merge appends a later page to the first, next reads a page's
+// NextToken.
+func collectPages[O any](p *pageFlags, fetch func(token *string) (*O, error), next func(*O) *string, merge func(all, page *O)) (*O, error) {
+	var all *O
+	err := p.collect(func(token *string) (*string, error) {
+		page, err := fetch(token)
+		if err != nil {
+			return nil, err
+		}
+		if all == nil {
+			all = page
+		} else {
+			merge(all, page)
+		}
+		return next(page), nil
+	})
+	return all, err
+}
+
 func (s *secretCLI) newListCmd() *cobra.Command {
 	var (
 		pages           pageFlags
@@ -435,21 +455,16 @@ A value starting with ! negates it.`,
 				SortOrder:              types.SortOrderType(sortOrd),
 				MaxResults:             changed(cmd, "max-results", pages.maxResults),
 			}
-			var all *secretsmanager.ListSecretsOutput
-			err = pages.collect(func(token *string) (*string, error) {
-				in.NextToken = token
-				out, err := callAPI(cmd.Context(), c, c.client.ListSecrets, in)
-				if err != nil {
-					return nil, err
-				}
-				if all == nil {
-					all = out
-				} else {
-					all.SecretList = append(all.SecretList, out.SecretList...)
-					all.NextToken = out.NextToken
-				}
-				return out.NextToken, nil
-			})
+			all, err := collectPages(&pages,
+				func(token *string) (*secretsmanager.ListSecretsOutput, error) {
+					in.NextToken = token
+					return callAPI(cmd.Context(), c, c.client.ListSecrets, in)
+				},
+				func(o *secretsmanager.ListSecretsOutput) *string { return o.NextToken },
+				func(all, page *secretsmanager.ListSecretsOutput) {
+					all.SecretList = append(all.SecretList, page.SecretList...)
+					all.NextToken = page.NextToken
+				})
 			if err != nil {
 				return err
 			}
@@ -503,21 +518,16 @@ func (s *secretCLI) newVersionsCmd() *cobra.Command {
 				IncludeDeprecated: changed(cmd, "include-deprecated", includeDeprecated),
 				MaxResults:        changed(cmd, "max-results", pages.maxResults),
 			}
-			var all *secretsmanager.ListSecretVersionIdsOutput
-			err = pages.collect(func(token *string) (*string, error) {
-				in.NextToken = token
-				out, err := callAPI(cmd.Context(), c, c.client.ListSecretVersionIds, in)
-				if err != nil {
-					return nil, err
-				}
-				if all == nil {
-					all = out
-				} else {
-					all.Versions = append(all.Versions, out.Versions...)
-					all.NextToken = out.NextToken
-				}
-				return out.NextToken, nil
-			})
+			all, err := collectPages(&pages,
+				func(token *string) (*secretsmanager.ListSecretVersionIdsOutput, error) {
+					in.NextToken = token
+					return callAPI(cmd.Context(), c, c.client.ListSecretVersionIds, in)
+				},
+				func(o *secretsmanager.ListSecretVersionIdsOutput) *string { return o.NextToken },
+				func(all, page *secretsmanager.ListSecretVersionIdsOutput) {
+					all.Versions = append(all.Versions, page.Versions...)
+					all.NextToken = page.NextToken
+				})
 			if err != nil {
 				return err
 			}

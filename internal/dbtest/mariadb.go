@@ -248,18 +248,7 @@ func (m *MariaDB) checkRefusesWrongPassword(ctx context.Context) error {
 }
 
 // close stops the server and deletes its directory.
-func (m *MariaDB) close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var err error
-	if m.proc != nil {
-		err = m.proc.stop(syscall.SIGTERM)
-	}
-	if rmErr := os.RemoveAll(m.dir); err == nil {
-		err = rmErr
-	}
-	return err
-}
+func (m *MariaDB) close() error { return m.lifecycle().close(m.dir) }
 
 // Stop shuts the server down, so that logins fail until Start. It may only be
 // used on a dedicated server.

@@ -212,18 +212,7 @@ func (p *Postgres) checkRefusesWrongPassword(ctx context.Context) error {
 }
 
 // close stops the server and deletes its directory.
-func (p *Postgres) close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var err error
-	if p.proc != nil {
-		err = p.proc.stop(syscall.SIGINT) // fast shutdown
-	}
-	if rmErr := os.RemoveAll(p.dir); err == nil {
-		err = rmErr
-	}
-	return err
-}
+func (p *Postgres) close() error { return p.lifecycle().close(p.dir) }
 
 // Stop shuts the server down (fast shutdown: open sessions are ended), so
 // that logins fail until Start. It may only be used on a dedicated server.

@@ -418,3 +418,17 @@ func startOnFreePort(ctx context.Context, kind string, port *int, start func() (
 	}
 	return check(ctx)
 }
+
+// close stops the server, if it runs, and deletes its directory.
+func (l lifecycle) close(dir string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var err error
+	if *l.proc != nil {
+		err = (*l.proc).stop(l.stopSignal)
+	}
+	if rmErr := os.RemoveAll(dir); err == nil {
+		err = rmErr
+	}
+	return err
+}
