@@ -1,5 +1,6 @@
 // Package store is Rotor's storage interface: secrets, their versions and
-// staging labels, access keys and a small metadata table.
+// staging labels, users, managed policies and access keys, the webhook
+// outbox and a small metadata table.
 //
 // The store only ever sees ciphertext (Version.Sealed, AccessKey.SealedSecret)
 // and never interprets the secrets domain: it does not move labels, validate
@@ -106,6 +107,60 @@ type Tx interface {
 	AccessKey(ctx context.Context, id string) (AccessKey, error)
 	// PutAccessKey inserts or replaces an access key.
 	PutAccessKey(ctx context.Context, k AccessKey) error
+	// AccessKeysOf returns the access keys of a principal, by id.
+	AccessKeysOf(ctx context.Context, principalARN string) ([]AccessKey, error)
+	// DeleteAccessKey removes an access key; ErrNotFound if it does not exist.
+	DeleteAccessKey(ctx context.Context, id string) error
+
+	// User returns the user with this name.
+	User(ctx context.Context, name string) (User, error)
+	// CreateUser inserts a user; ErrConflict if the name or ARN exists.
+	CreateUser(ctx context.Context, u User) error
+	// DeleteUser removes a user and its policy attachments (not its access
+	// keys); ErrNotFound if it does not exist.
+	DeleteUser(ctx context.Context, name string) error
+	// ListUsers returns up to limit users by name, strictly after after.
+	ListUsers(ctx context.Context, after string, limit int) ([]User, error)
+
+	// Policy returns the managed policy with this name.
+	Policy(ctx context.Context, name string) (Policy, error)
+	// CreatePolicy inserts a policy; ErrConflict if the name or ARN exists.
+	CreatePolicy(ctx context.Context, p Policy) error
+	// UpdatePolicy replaces the document, description and UpdatedAt of an
+	// existing policy; ErrNotFound if it does not exist.
+	UpdatePolicy(ctx context.Context, p Policy) error
+	// DeletePolicy removes a policy and its attachments; ErrNotFound if it
+	// does not exist.
+	DeletePolicy(ctx context.Context, name string) error
+	// ListPolicies returns up to limit policies by name, strictly after after.
+	ListPolicies(ctx context.Context, after string, limit int) ([]Policy, error)
+	// AttachUserPolicy attaches a policy to a user (no error if it is
+	// attached already); ErrNotFound if either does not exist.
+	AttachUserPolicy(ctx context.Context, user, policy string) error
+	// DetachUserPolicy detaches a policy from a user; ErrNotFound if it was
+	// not attached.
+	DetachUserPolicy(ctx context.Context, user, policy string) error
+	// UserPolicies returns the policies attached to a user, by name.
+	UserPolicies(ctx context.Context, user string) ([]Policy, error)
+	// PolicyUsers returns the names of the users a policy is attached to.
+	PolicyUsers(ctx context.Context, policy string) ([]string, error)
+
+	// AddOutbox appends events to the outbox; it assigns each its Seq.
+	AddOutbox(ctx context.Context, entries []OutboxEntry) error
+	// OutboxDue returns up to limit entries that are not parked and whose
+	// NextAttemptAt is not after t, earliest first.
+	OutboxDue(ctx context.Context, t time.Time, limit int) ([]OutboxEntry, error)
+	// UpdateOutbox rewrites Attempts, NextAttemptAt, Parked and LastError of
+	// an entry; ErrNotFound if it does not exist.
+	UpdateOutbox(ctx context.Context, e OutboxEntry) error
+	// DeleteOutbox removes an entry (delivered); ErrNotFound if it does not
+	// exist.
+	DeleteOutbox(ctx context.Context, seq int64) error
+	// ListOutbox returns up to limit entries with Seq > after, in Seq order:
+	// the parked ones when parked is true, the pending ones otherwise.
+	ListOutbox(ctx context.Context, parked bool, after int64, limit int) ([]OutboxEntry, error)
+	// OutboxCounts returns how many entries are pending and parked.
+	OutboxCounts(ctx context.Context) (pending, parked int, err error)
 
 	// Meta returns a value from the metadata table (schema facts, key
 	// checks); ErrNotFound if the key is absent.
@@ -202,4 +257,36 @@ type AccessKey struct {
 	PrincipalARN string
 	Active       bool
 	CreatedAt    time.Time
+}
+
+// User is a principal other than root: arn:aws:iam::ACCOUNT:user/NAME.
+type User struct {
+	Name      string
+	ARN       string
+	ID        string // IAM-style unique id (AIDA…), never reused
+	CreatedAt time.Time
+}
+
+// Policy is a managed identity policy, attachable to users.
+type Policy struct {
+	Name        string
+	ARN         string // arn:aws:iam::ACCOUNT:policy/NAME
+	ID          string // IAM-style unique id (ANPA…)
+	Description string
+	Document    string // the JSON policy document
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// OutboxEntry is one event waiting for delivery to one webhook.
+type OutboxEntry struct {
+	Seq           int64  // assigned by AddOutbox
+	Target        string // the webhook it goes to
+	EventID       string
+	Body          string // the event's JSON; it carries no secret value
+	CreatedAt     time.Time
+	Attempts      int
+	NextAttemptAt time.Time
+	Parked        bool   // gave up after too many failures; kept for inspection
+	LastError     string // why the last attempt failed
 }

@@ -64,11 +64,15 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-//go:embed schema.sql
-var schemaV1 string
+var (
+	//go:embed schema.sql
+	schemaV1 string
+	//go:embed schema2.sql
+	schemaV2 string
+)
 
 // migrations[i] takes a database from user_version i to i+1. Append only.
-var migrations = []string{schemaV1}
+var migrations = []string{schemaV1, schemaV2}
 
 // busyTimeoutMS bounds how long a statement waits for a lock held by another
 // process before failing with SQLITE_BUSY.

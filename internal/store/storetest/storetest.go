@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("DeletedBefore", h.testDeletedBefore)
 	t.Run("RotationsDue", h.testRotationsDue)
 	t.Run("AccessKeys", h.testAccessKeys)
+	t.Run("IAM", h.testIAM)
+	t.Run("Outbox", h.testOutbox)
 	t.Run("Meta", h.testMeta)
 	t.Run("Transactions", h.testTransactions)
 	t.Run("Concurrency", h.testConcurrency)
