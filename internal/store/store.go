@@ -80,6 +80,9 @@ type Tx interface {
 	// secrets whose Rotation.WakeAt is set and not after t.
 	RotationsDue(ctx context.Context, t time.Time, limit int) ([]string, error)
 
+	// SecretStats counts secrets by state at time now (for metrics).
+	SecretStats(ctx context.Context, now time.Time) (SecretStats, error)
+
 	// Versions returns every version of the secret, oldest first, with
 	// Stages filled and without Sealed (metadata only).
 	Versions(ctx context.Context, arn string) ([]Version, error)
@@ -289,4 +292,14 @@ type OutboxEntry struct {
 	NextAttemptAt time.Time
 	Parked        bool   // gave up after too many failures; kept for inspection
 	LastError     string // why the last attempt failed
+}
+
+// SecretStats are counts of secrets by state.
+type SecretStats struct {
+	Live            int // not scheduled for deletion
+	PendingDeletion int // scheduled for deletion
+	RotationEnabled int // live, with rotation enabled
+	// RotationOverdue counts live secrets with rotation enabled whose
+	// NextRotationAt is set and before now.
+	RotationOverdue int
 }

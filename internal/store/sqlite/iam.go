@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/rotor-secrets/rotor/internal/store"
 )
@@ -30,7 +31,21 @@ const (
 		FROM user_policies u JOIN policies p ON p.name = u.policy_name
 		WHERE u.user_name = ? ORDER BY p.name`
 	qPolicyUsers = `SELECT user_name FROM user_policies WHERE policy_name = ? ORDER BY user_name`
+
+	qSecretStats = `SELECT coalesce(sum(deleted_ms = 0), 0), coalesce(sum(deleted_ms <> 0), 0),
+		coalesce(sum(deleted_ms = 0 AND rotation_enabled = 1), 0),
+		coalesce(sum(deleted_ms = 0 AND rotation_enabled = 1 AND next_rotation_ms <> 0 AND next_rotation_ms < ?), 0)
+		FROM secrets`
 )
+
+// SecretStats counts secrets by state.
+func (t *txn) SecretStats(ctx context.Context, now time.Time) (store.SecretStats, error) {
+	return queryOne(ctx, t, "secret stats", qSecretStats, func(sc scanner) (store.SecretStats, error) {
+		var s store.SecretStats
+		err := sc.Scan(&s.Live, &s.PendingDeletion, &s.RotationEnabled, &s.RotationOverdue)
+		return s, err
+	}, toMS(now))
+}
 
 // AccessKeysOf returns principalARN's access keys by id.
 func (t *txn) AccessKeysOf(ctx context.Context, principalARN string) ([]store.AccessKey, error) {

@@ -71,3 +71,21 @@ func (h harness) testOutbox(t *testing.T) {
 	err = s.Write(t.Context(), func(tx store.Tx) error { return tx.UpdateOutbox(t.Context(), entries[0]) })
 	wantErr(t, "UpdateOutbox(missing)", err, store.ErrNotFound)
 }
+
+func (h harness) testSecretStats(t *testing.T) {
+	s := h.fresh(t)
+	live, deleted, rotating, overdue, future := newSecret("live"), newSecret("deleted"), newSecret("rotating"), newSecret("overdue"), newSecret("future")
+	deleted.DeletedAt, deleted.DeletionDate = t0, t0.Add(time.Hour)
+	for _, sec := range []*store.Secret{&rotating, &overdue, &future} {
+		sec.Rotation.Configured, sec.Rotation.Enabled = true, true
+	}
+	overdue.Rotation.NextRotationAt = t0.Add(-time.Minute)
+	future.Rotation.NextRotationAt = t0.Add(time.Minute)
+	createSecrets(t, s, live, deleted, rotating, overdue, future)
+	var got store.SecretStats
+	mustRead(t, s, func(tx store.Tx) (err error) { got, err = tx.SecretStats(t.Context(), t0); return })
+	want := store.SecretStats{Live: 4, PendingDeletion: 1, RotationEnabled: 3, RotationOverdue: 1}
+	if got != want {
+		t.Errorf("SecretStats = %+v, want %+v", got, want)
+	}
+}

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("AccessKeys", h.testAccessKeys)
 	t.Run("IAM", h.testIAM)
 	t.Run("Outbox", h.testOutbox)
+	t.Run("SecretStats", h.testSecretStats)
 	t.Run("Meta", h.testMeta)
 	t.Run("Transactions", h.testTransactions)
 	t.Run("Concurrency", h.testConcurrency)
