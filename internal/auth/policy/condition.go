@@ -148,7 +148,7 @@ func checkValue(op Operator, v string) string {
 			return "is not a number"
 		}
 	case dateValue:
-		if !isDate(v) {
+		if _, ok := parseDate(v); !ok {
 			return "is not a date; use ISO 8601 such as 2026-01-31T23:59:59Z, or seconds since 1970"
 		}
 	case boolValue:
@@ -178,14 +178,21 @@ var dateLayouts = []string{
 	"2006-01-02",
 }
 
-func isDate(v string) bool {
-	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return true
-	}
-	for _, l := range dateLayouts {
-		if _, err := time.Parse(l, v); err == nil {
-			return true
+// parseDate reads a date as policies and request contexts write them: whole
+// seconds since 1970, or ISO 8601 in one of dateLayouts (UTC when the layout
+// has no zone).
+func parseDate(v string) (time.Time, bool) {
+	// Only call ParseInt on what looks like an integer: its errors
+	// allocate, and evaluation parses dates on every request.
+	if digits := strings.TrimLeft(v, "+-"); digits != "" && len(v)-len(digits) <= 1 && strings.Trim(digits, "0123456789") == "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Unix(n, 0), true
 		}
 	}
-	return false
+	for _, l := range dateLayouts {
+		if t, err := time.Parse(l, v); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }

@@ -1,8 +1,8 @@
 // Package policy parses IAM JSON policy documents — the resource policies
 // attached to secrets and the identity policies attached to Rotor's
-// principals — and answers questions about them that need no request
-// context: is the syntax right, and does the policy grant access to anyone
-// at all.
+// principals — answers questions about them that need no request context
+// (is the syntax right, does the policy grant access to anyone at all) and
+// evaluates them against requests.
 //
 // Parse, ParseResourcePolicy and ParseIdentityPolicy check a document
 // against the IAM policy grammar and return a *Policy whose types are what a
@@ -48,6 +48,52 @@
 // IsPublic and Validate look for Allow statements that grant to everyone.
 // See IsPublic for the exact rule; it errs toward reporting a policy as
 // public, because PutResourcePolicy's BlockPublicPolicy relies on it.
+//
+// # Evaluation
+//
+// Authorize decides a Request — action, resource, caller and condition keys
+// — by the caller's identity policies and the resource's policy, as IAM does
+// within one account: an explicit Deny in any policy wins, then an Allow in
+// any of them allows, and anything else is an implicit deny. Its Result
+// carries the deciding statement and the end of AWS's AccessDenied message.
+// Policy.Evaluate decides by one policy.
+//
+// A statement applies when all of these match:
+//
+//   - Action: case-insensitively; * matches any run of characters, colons
+//     included, and ? exactly one. NotAction applies to every action no
+//     pattern matches.
+//   - Principal, when the statement has one: "*" and {"AWS": "*"} match
+//     everyone; an ARN matches exactly that caller; an account id or root ARN
+//     matches only the account's root principal (so naming its own account
+//     grants a user nothing: that is left to the user's identity policies);
+//     Service, Federated and CanonicalUser principals never match a Rotor
+//     caller. NotPrincipal applies to every caller not matched.
+//   - Resource: case-sensitively, with the same wildcards; a statement
+//     without Resource applies to every resource, and a request for "*" (an
+//     action on no resource) matches only the pattern "*". NotResource
+//     inverts.
+//   - Condition: every test passes (AND), and a test passes when any of the
+//     key's values matches any of the test's values (OR). Negated operators
+//     (StringNotEquals, NotIpAddress, …) pass when no value matches,
+//     including when the key is absent; positive ones fail on an absent key,
+//     IfExists passes it, Null tests presence. ForAnyValue: passes when some
+//     request value satisfies the operator and fails on an absent key;
+//     ForAllValues: passes when every request value does, and on an absent
+//     key. A request value that is not a number, date or IP address where
+//     the operator wants one satisfies neither the operator nor its negation.
+//     Condition keys are case-insensitive (see Context).
+//
+// In 2012-10-17 policies, Resource values and the values of String and Arn
+// operators may hold policy variables: ${key} stands for the value of a
+// single-valued context key, such as ${aws:username}, or for the default in
+// ${key, 'default'}; ${*}, ${?} and ${$} stand for those characters, never
+// wildcards. A value with a variable that has no value matches nothing. In
+// 2008-10-17 policies ${…} is literal text.
+//
+// Evaluation uses no regular expressions and allocates nothing for a
+// typical request; substituting a policy variable, parsing some date forms
+// and an implicit deny's Reason do allocate.
 //
 // Policies are immutable values once parsed and safe for concurrent use.
 package policy
