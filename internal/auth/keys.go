@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/arn"
@@ -36,7 +37,14 @@ type StoreKeys struct {
 	kr    *keyring.Keyring
 	now   func() time.Time
 	cache sync.Map   // access key id → *cachedKey
-	putMu sync.Mutex // orders Puts so that the cache ends as the store does
+	putMu sync.Mutex // orders changes so that the cache ends as the store does
+	// gen counts changes, each counted after its write committed; a read
+	// of the store caches its result only if no change was counted while
+	// it ran, so a deactivation or deletion is never overwritten by a read
+	// that saw the key before it. fillMu makes a read's check-and-cache and
+	// a change's count-and-update atomic with respect to each other.
+	gen    atomic.Uint64
+	fillMu sync.Mutex
 }
 
 type cachedKey struct {
@@ -61,6 +69,7 @@ func (k *StoreKeys) SecretKey(ctx context.Context, id string) (string, Principal
 	if id == "" || len(id) > maxKeyIDLen {
 		return "", Principal{}, ErrUnknownKey // not worth a store read
 	}
+	gen := k.gen.Load()
 	var ak store.AccessKey
 	err := k.st.Read(ctx, func(tx store.Tx) error {
 		var err error
@@ -77,9 +86,14 @@ func (k *StoreKeys) SecretKey(ctx context.Context, id string) (string, Principal
 	if err != nil {
 		return "", Principal{}, fmt.Errorf("open access key %q: %w", id, err)
 	}
-	// A Put that raced with this read has stored the newer entry; keep it.
-	e, _ := k.cache.LoadOrStore(id, newCachedKey(id, string(secret), ak.PrincipalARN, ak.Active))
-	return e.(*cachedKey).result()
+	e := newCachedKey(id, string(secret), ak.PrincipalARN, ak.Active)
+	k.fillMu.Lock()
+	defer k.fillMu.Unlock()
+	if k.gen.Load() != gen {
+		return e.result() // a change raced with this read: do not cache what it saw
+	}
+	k.cache.Store(id, e)
+	return e.result()
 }
 
 // Put creates or replaces the access key id with its secret sealed, and
@@ -124,10 +138,10 @@ func (k *StoreKeys) Put(ctx context.Context, id, secret, principalARN string, ac
 	})
 	if err != nil {
 		// The write may have committed all the same; read it afresh next time.
-		k.cache.Delete(id)
+		k.changed(id, nil)
 		return fmt.Errorf("put access key %s: %w", id, err)
 	}
-	k.cache.Store(id, newCachedKey(id, secret, principalARN, active))
+	k.changed(id, newCachedKey(id, secret, principalARN, active))
 	return nil
 }
 
@@ -177,4 +191,67 @@ func GenerateKeyPair() (id, secret string, err error) {
 	secret = base64.StdEncoding.EncodeToString(b[10:])
 	clear(b[:])
 	return id, secret, nil
+}
+
+// SetActive activates or deactivates the access key id and makes the change
+// visible to this StoreKeys' SecretKey at once. ErrUnknownKey if no such
+// key exists.
+func (k *StoreKeys) SetActive(ctx context.Context, id string, active bool) error {
+	k.putMu.Lock()
+	defer k.putMu.Unlock()
+	err := k.st.Write(ctx, func(tx store.Tx) error {
+		ak, err := tx.AccessKey(ctx, id)
+		if err != nil {
+			return err
+		}
+		ak.Active = active
+		return tx.PutAccessKey(ctx, ak)
+	})
+	// Read the key afresh on its next use, whatever happened.
+	k.changed(id, nil)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrUnknownKey
+	}
+	if err != nil {
+		return fmt.Errorf("set access key %s active=%v: %w", id, active, err)
+	}
+	return nil
+}
+
+// Delete removes the access key id; requests signed with it fail at once
+// on this StoreKeys. ErrUnknownKey if no such key exists.
+func (k *StoreKeys) Delete(ctx context.Context, id string) error {
+	k.putMu.Lock()
+	defer k.putMu.Unlock()
+	err := k.st.Write(ctx, func(tx store.Tx) error { return tx.DeleteAccessKey(ctx, id) })
+	k.changed(id, nil)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrUnknownKey
+	}
+	if err != nil {
+		return fmt.Errorf("delete access key %s: %w", id, err)
+	}
+	return nil
+}
+
+// Forget drops every cached key, so that the next request with each reads
+// the store again: for changes made by another node.
+func (k *StoreKeys) Forget() {
+	k.fillMu.Lock()
+	defer k.fillMu.Unlock()
+	k.gen.Add(1)
+	k.cache.Clear()
+}
+
+// changed records a committed change of key id: e is its new cache entry,
+// nil to read it afresh on its next use.
+func (k *StoreKeys) changed(id string, e *cachedKey) {
+	k.fillMu.Lock()
+	defer k.fillMu.Unlock()
+	k.gen.Add(1)
+	if e == nil {
+		k.cache.Delete(id)
+	} else {
+		k.cache.Store(id, e)
+	}
 }
