@@ -57,6 +57,9 @@ func (s *Service) ListSecrets(ctx context.Context, in ListSecretsInput) (ListSec
 		}
 	}
 
+	if err := s.authorize(ctx, &Access{Action: ActionListSecrets, Listing: true}); err != nil {
+		return ListSecretsOutput{}, err
+	}
 	var out ListSecretsOutput
 	err = s.cfg.Store.Read(ctx, func(tx store.Tx) error {
 		scanned := 0
@@ -69,7 +72,11 @@ func (s *Service) ListSecrets(ctx context.Context, in ListSecretsInput) (ListSec
 			for i, sec := range rows {
 				scanned++
 				last := cursorOf(q.SortBy, sec)
-				if matchesAll(sec, in.Filters, s.cfg.Region) {
+				visible, err := s.visible(ctx, sec)
+				if err != nil {
+					return err
+				}
+				if visible && matchesAll(sec, in.Filters, s.cfg.Region) {
 					d, err := s.describe(ctx, tx, sec)
 					if err != nil {
 						return err
@@ -95,6 +102,19 @@ func (s *Service) ListSecrets(ctx context.Context, in ListSecretsInput) (ListSec
 		}
 	})
 	return out, err
+}
+
+// visible reports whether the caller may see sec in ListSecrets results.
+func (s *Service) visible(ctx context.Context, sec store.Secret) (bool, error) {
+	err := s.authorize(ctx, &Access{Action: ActionListSecrets, Listing: true, SecretARN: sec.ARN, Name: sec.Name,
+		SecretID: sec.ARN, ResourcePolicy: sec.ResourcePolicy, ResourceTags: fromStoreTags(sec.Tags)})
+	if err == nil {
+		return true, nil
+	}
+	if KindOf(err) == KindAccessDenied {
+		return false, nil
+	}
+	return false, err
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -8,7 +8,10 @@ import (
 )
 
 // GetRandomPassword generates a password with AWS's options and defaults.
-func (s *Service) GetRandomPassword(_ context.Context, in PasswordInput) (string, error) {
+func (s *Service) GetRandomPassword(ctx context.Context, in PasswordInput) (string, error) {
+	if err := s.authorize(ctx, &Access{}); err != nil {
+		return "", err
+	}
 	o := password.Defaults()
 	if in.PasswordLength != nil {
 		if *in.PasswordLength < 1 || *in.PasswordLength > 4096 {

@@ -11,9 +11,27 @@ import (
 	"github.com/rotor-secrets/rotor/internal/store"
 )
 
-// resolve finds the secret a SecretId names: a name, a complete ARN, or a
-// partial ARN (without the random suffix).
+// resolve finds the secret a SecretId names — a name, a complete ARN, or a
+// partial ARN (without the random suffix) — and asks Config.Authorize
+// whether the caller may act on it (see Access).
 func (s *Service) resolve(ctx context.Context, tx store.Tx, id string) (store.Secret, error) {
+	sec, err := s.find(ctx, tx, id)
+	if err != nil {
+		if KindOf(err) == KindNotFound {
+			return store.Secret{}, s.authorizeMissing(ctx, id)
+		}
+		return store.Secret{}, err
+	}
+	a := accessFor(ctx, id)
+	a.SecretARN, a.Name, a.ResourcePolicy, a.ResourceTags = sec.ARN, sec.Name, sec.ResourcePolicy, fromStoreTags(sec.Tags)
+	if err := s.authorize(ctx, a); err != nil {
+		return store.Secret{}, err
+	}
+	return sec, nil
+}
+
+// find is resolve without the authorization.
+func (s *Service) find(ctx context.Context, tx store.Tx, id string) (store.Secret, error) {
 	if err := checkSecretID(id); err != nil {
 		return store.Secret{}, err
 	}

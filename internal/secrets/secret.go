@@ -48,13 +48,24 @@ func (s *Service) CreateSecret(ctx context.Context, in CreateSecretInput) (Creat
 		existing, err := tx.SecretByName(ctx, in.Name)
 		switch {
 		case err == nil:
+			a := &Access{SecretARN: existing.ARN, Name: existing.Name, SecretID: in.Name,
+				ResourcePolicy: existing.ResourcePolicy, ResourceTags: fromStoreTags(existing.Tags),
+				RequestTags: in.Tags, TagKeys: tagKeys(in.Tags)}
+			if err := s.authorize(ctx, a); err != nil {
+				return err
+			}
 			return s.createRetry(ctx, tx, existing, in, token, &out)
 		case !errors.Is(err, store.ErrNotFound):
 			return internal("read secret", err)
 		}
 		now := s.now()
+		newARN := arn.Secret(s.cfg.Region, s.cfg.AccountID, in.Name, suffix)
+		if err := s.authorize(ctx, &Access{SecretARN: newARN, Name: in.Name, SecretID: in.Name,
+			RequestTags: in.Tags, TagKeys: tagKeys(in.Tags)}); err != nil {
+			return err
+		}
 		sec := store.Secret{
-			ARN:           arn.Secret(s.cfg.Region, s.cfg.AccountID, in.Name, suffix),
+			ARN:           newARN,
 			Name:          in.Name,
 			Tags:          toStoreTags(in.Tags),
 			CreatedAt:     now,
@@ -366,6 +377,7 @@ func (s *Service) TagResource(ctx context.Context, secretID string, tags []Tag) 
 	if err := checkTags(tags); err != nil {
 		return err
 	}
+	ctx = withAccess(ctx, &Access{RequestTags: tags, TagKeys: tagKeys(tags)})
 	_, err := s.modify(ctx, secretID, func(_ store.Tx, sec *store.Secret) error {
 		for _, t := range tags {
 			replaced := false
@@ -394,6 +406,7 @@ func (s *Service) UntagResource(ctx context.Context, secretID string, keys []str
 			return err
 		}
 	}
+	ctx = withAccess(ctx, &Access{TagKeys: keys})
 	_, err := s.modify(ctx, secretID, func(_ store.Tx, sec *store.Secret) error {
 		kept := sec.Tags[:0]
 		for _, t := range sec.Tags {
@@ -467,6 +480,8 @@ func (s *Service) ValidateResourcePolicy(ctx context.Context, secretID, doc stri
 		if err := s.view(ctx, secretID, false, func(store.Tx, store.Secret) error { return nil }); err != nil {
 			return PolicyValidation{}, err
 		}
+	} else if err := s.authorize(ctx, &Access{}); err != nil {
+		return PolicyValidation{}, err
 	}
 	public, err := s.checkPolicy(doc)
 	if err != nil {
@@ -482,4 +497,12 @@ func (s *Service) ValidateResourcePolicy(ctx context.Context, secretID, doc stri
 		}}}, nil
 	}
 	return PolicyValidation{Passed: true}, nil
+}
+
+func tagKeys(tags []Tag) []string {
+	keys := make([]string, len(tags))
+	for i, t := range tags {
+		keys[i] = t.Key
+	}
+	return keys
 }

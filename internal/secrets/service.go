@@ -35,6 +35,11 @@ type Config struct {
 	// client) when its syntax is wrong, public when it grants access to
 	// everyone. Nil accepts any JSON object as non-public.
 	CheckPolicy func(doc string) (public bool, err error)
+	// Authorize decides whether the caller of the request ctx belongs to may
+	// make an Access: nil allows, an error made with AccessDenied refuses
+	// (AccessDeniedException), any other error is an internal failure. Nil
+	// allows everything (tests, and servers without access control).
+	Authorize func(ctx context.Context, a *Access) error
 	// Functions says which rotation functions exist (RotateSecret refuses
 	// others with AccessDeniedException, as AWS refuses a Lambda it cannot
 	// invoke). Nil: none.

@@ -23,6 +23,12 @@ func (s *Service) GetSecretValue(ctx context.Context, in GetSecretValueInput) (S
 		sec store.Secret
 		ver store.Version
 	)
+	acc := accessFor(ctx, in.SecretID)
+	acc.VersionID, acc.VersionStage = in.VersionID, in.VersionStage
+	if acc.VersionID == "" && acc.VersionStage == "" {
+		acc.VersionStage = StageCurrent
+	}
+	ctx = withAccess(ctx, acc)
 	err := s.cfg.Store.Read(ctx, func(tx store.Tx) error {
 		var err error
 		sec, err = s.resolveLive(ctx, tx, in.SecretID)
@@ -35,6 +41,7 @@ func (s *Service) GetSecretValue(ctx context.Context, in GetSecretValueInput) (S
 	if err != nil {
 		return SecretValue{}, err
 	}
+	acc.VersionID = ver.VersionID
 	val, err := s.open(ver)
 	if err != nil {
 		return SecretValue{}, err
@@ -114,6 +121,9 @@ func (s *Service) touch(ctx context.Context, sec store.Secret, ver store.Version
 // by filters; per-secret failures are reported in Errors.
 func (s *Service) BatchGetSecretValue(ctx context.Context, in BatchGetSecretValueInput) (BatchGetSecretValueOutput, error) {
 	var out BatchGetSecretValueOutput
+	if err := s.authorize(ctx, &Access{}); err != nil {
+		return out, err
+	}
 	switch {
 	case len(in.SecretIDList) > 0 && len(in.Filters) > 0:
 		return out, errorf(KindInvalidParameter, "Either 'SecretIdList' or 'Filters' must be provided, but not both.")
@@ -131,7 +141,7 @@ func (s *Service) BatchGetSecretValue(ctx context.Context, in BatchGetSecretValu
 				continue
 			}
 			seen[id] = true
-			v, err := s.GetSecretValue(ctx, GetSecretValueInput{SecretID: id})
+			v, err := s.GetSecretValue(withAccess(ctx, &Access{Action: ActionGetSecretValue}), GetSecretValueInput{SecretID: id})
 			if err != nil {
 				if KindOf(err) == KindInternal {
 					return BatchGetSecretValueOutput{}, err
@@ -156,7 +166,7 @@ func (s *Service) BatchGetSecretValue(ctx context.Context, in BatchGetSecretValu
 	}
 	out.NextToken = page.NextToken
 	for _, d := range page.SecretList {
-		v, err := s.GetSecretValue(ctx, GetSecretValueInput{SecretID: d.ARN})
+		v, err := s.GetSecretValue(withAccess(ctx, &Access{Action: ActionGetSecretValue}), GetSecretValueInput{SecretID: d.ARN})
 		if err != nil {
 			if KindOf(err) == KindInternal {
 				return BatchGetSecretValueOutput{}, err
