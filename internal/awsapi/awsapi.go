@@ -47,8 +47,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rotor-secrets/rotor/internal/audit"
 	"github.com/rotor-secrets/rotor/internal/auth"
 	"github.com/rotor-secrets/rotor/internal/events"
+	"github.com/rotor-secrets/rotor/internal/iam"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 )
 
@@ -64,12 +66,48 @@ type Authenticator interface {
 	Verify(ctx context.Context, r *http.Request, body []byte) (auth.Principal, error)
 }
 
+// Auditor records one audit record durably; an error fails the request
+// (fail-closed). *audit.Log implements it.
+type Auditor interface {
+	Append(ctx context.Context, r audit.Record) (audit.Record, error)
+}
+
+// Observer receives per-request metrics. *metrics.Metrics implements it.
+type Observer interface {
+	ObserveRequest(operation, errorCode string, d time.Duration)
+	AuditWriteFailure()
+	RateLimited()
+}
+
+// Limiter rate-limits requests per access key. *ratelimit.Limiter
+// implements it.
+type Limiter interface {
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
 // Config wires a Handler. Service and Auth are required.
 type Config struct {
 	Service      *secrets.Service
 	Auth         Authenticator
 	Logger       *slog.Logger // nil discards
 	MaxBodyBytes int64        // 0 means DefaultMaxBodyBytes
+
+	// IAM authorizes every request and serves the rotor.* administration
+	// of users, access keys and policies. Nil: every authenticated caller
+	// may do everything and those operations are not served.
+	IAM *iam.Service
+	// Audit records every request before its response is sent. Nil: none.
+	Audit Auditor
+	// Metrics observes every request. Nil: none.
+	Metrics Observer
+	// Limiter throttles requests per access key (ThrottlingException).
+	// Nil: no limit.
+	Limiter Limiter
+	// AuditLog serves rotor.LookupEvents. Nil: not served.
+	AuditLog AuditSearcher
+	// Webhooks serves rotor.ListParkedEvents and rotor.RedriveEvent. Nil:
+	// not served.
+	Webhooks WebhookAdmin
 
 	// Events is the hub rotor.SubscribeLabelChanges streams from. Nil: the
 	// operation is not served (UnknownOperationException).
@@ -94,6 +132,13 @@ type Handler struct {
 	events    *events.Hub
 	done      <-chan struct{}
 	heartbeat time.Duration
+
+	iam      *iam.Service
+	audit    Auditor
+	metrics  Observer
+	limiter  Limiter
+	auditLog AuditSearcher
+	webhooks WebhookAdmin
 }
 
 // New returns a Handler. It panics if cfg.Service or cfg.Auth is nil: a
@@ -108,6 +153,8 @@ func New(cfg Config) *Handler {
 	}
 	h := newHandler(cfg.Service, cfg.Auth, cfg.Logger, cfg.MaxBodyBytes)
 	h.events, h.done = cfg.Events, cfg.Done
+	h.iam, h.audit, h.metrics, h.limiter = cfg.IAM, cfg.Audit, cfg.Metrics, cfg.Limiter
+	h.auditLog, h.webhooks = cfg.AuditLog, cfg.Webhooks
 	if cfg.Heartbeat > 0 {
 		h.heartbeat = cfg.Heartbeat
 	}
@@ -166,10 +213,12 @@ const (
 // exchange is one request's state, shared by ServeHTTP and finish.
 type exchange struct {
 	info     requestInfo
+	caller   *iam.Caller // set once the request is authenticated
 	start    time.Time
 	op       *operation
 	stream   *streamOp // set instead of op for a streaming operation
 	streamed bool      // the stream wrote the response itself
+	audited  bool      // the audit records are written
 	target   string
 	resp     []byte // success body; cleared after writing (it may hold a secret)
 	err      error
@@ -195,7 +244,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) ([]
 		return nil, &requestError{kind: reqMethod, msg: "only POST is supported; send AWS JSON 1.1 requests as POST /"}
 	}
 	x.target = r.Header.Get(headerTarget)
-	op, ok := operations[x.target]
+	op, ok := h.operation(x.target)
 	if !ok {
 		x.stream, ok = h.streamOp(x.target)
 	}
@@ -221,6 +270,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) ([]
 		return nil, err
 	}
 	x.info.principal, x.info.authed = p, true
+	if h.limiter != nil {
+		if ok, _ := h.limiter.Allow(p.AccessKeyID); !ok {
+			if h.metrics != nil {
+				h.metrics.RateLimited()
+			}
+			return nil, errThrottled
+		}
+	}
+	x.caller = &iam.Caller{
+		Principal: p, Operation: x.action(), RequestID: x.info.id,
+		SourceIP: sourceIP(r.RemoteAddr), UserAgent: r.UserAgent(), Secure: r.TLS != nil, Time: x.start,
+	}
+	ctx := iam.WithCaller(context.WithValue(r.Context(), ctxKey{}, &x.info), x.caller)
+	if h.iam != nil {
+		if err := h.iam.Prepare(ctx, x.caller); err != nil {
+			return nil, err
+		}
+	}
 
 	var decode func([]byte) (any, error)
 	if x.stream != nil {
@@ -232,9 +299,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) ([]
 	if err != nil {
 		return nil, err
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, &x.info)
+	if hc, ok := h.audit.(interface{ Healthy() bool }); ok && !hc.Healthy() {
+		// The record of this request could not be written: refuse it
+		// before it acts, not only its answer.
+		return nil, errAuditFailed
+	}
 	if x.stream != nil {
-		return nil, h.serveStream(ctx, w, x, in)
+		return nil, h.serveStream(ctx, w, r, x, in)
 	}
 	out, err := op.call(ctx, h, in)
 	if err != nil {
@@ -310,7 +381,8 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	if x.streamed {
 		// The status and part of the body are on the wire already: a
-		// failure (a panic) can only end the stream, and is logged.
+		// failure (a panic) can only end the stream, and is logged. The
+		// stream was audited when it opened.
 		code := ""
 		if x.err != nil {
 			code = codeInternal
@@ -319,6 +391,12 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, x *exchange) {
 		return
 	}
 
+	if err := h.record(r, x); err != nil {
+		// Fail closed: a request that cannot be audited is not answered.
+		clear(x.resp)
+		x.resp = nil
+		x.err = err
+	}
 	status, code := http.StatusOK, ""
 	body := x.resp
 	hdr := w.Header()
@@ -338,6 +416,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, x *exchange) {
 	clear(x.resp)
 
 	h.logRequest(r, x, status, code)
+	if h.metrics != nil {
+		h.metrics.ObserveRequest(x.opName(), code, time.Since(x.start))
+	}
 }
 
 func (x *exchange) opName() string {

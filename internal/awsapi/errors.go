@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/rotor-secrets/rotor/internal/auth"
+	"github.com/rotor-secrets/rotor/internal/iam"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 )
 
@@ -66,6 +67,8 @@ func wireErrorOf(err error, requestID string) wireError {
 	var re *requestError
 	var ae *auth.Error
 	var se *secrets.Error
+	var ie *iam.Error
+	var te *throttleError
 	switch {
 	case errors.As(err, &re):
 		switch re.kind {
@@ -97,6 +100,12 @@ func wireErrorOf(err error, requestID string) wireError {
 		if code := kindCodes[se.Kind]; code != "" {
 			return wireError{http.StatusBadRequest, code, orDefault(se.Msg, code)}
 		}
+	case errors.As(err, &ie):
+		if c, ok := iamCodes[ie.Kind]; ok {
+			return wireError{c.status, c.code, orDefault(ie.Msg, c.code)}
+		}
+	case errors.As(err, &te):
+		return wireError{http.StatusBadRequest, "ThrottlingException", "Rate exceeded"}
 	}
 	return wireError{http.StatusInternalServerError, codeInternal,
 		"An internal error occurred on the server. Request id: " + requestID}
@@ -117,6 +126,20 @@ var kindCodes = map[secrets.Kind]string{
 	secrets.KindPublicPolicy:      "PublicPolicyException",
 	secrets.KindInvalidNextToken:  "InvalidNextTokenException",
 	secrets.KindAccessDenied:      "AccessDeniedException",
+}
+
+// iamCodes are the codes and statuses of the administrative errors, as IAM
+// answers them. KindInternal is absent on purpose.
+var iamCodes = map[iam.Kind]struct {
+	status int
+	code   string
+}{
+	iam.KindNoSuchEntity:    {http.StatusNotFound, "NoSuchEntityException"},
+	iam.KindEntityExists:    {http.StatusConflict, "EntityAlreadyExistsException"},
+	iam.KindInvalidInput:    {http.StatusBadRequest, "InvalidInputException"},
+	iam.KindMalformedPolicy: {http.StatusBadRequest, "MalformedPolicyDocumentException"},
+	iam.KindLimitExceeded:   {http.StatusConflict, "LimitExceededException"},
+	iam.KindDeleteConflict:  {http.StatusConflict, "DeleteConflictException"},
 }
 
 func orDefault(s, def string) string {

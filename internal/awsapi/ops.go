@@ -106,6 +106,54 @@ var operations = func() map[string]*operation {
 	return m
 }()
 
+// Rotor's administrative operations, each served only when its backend is
+// configured: users, keys and policies (Config.IAM, iamops.go), audit
+// search (Config.AuditLog, auditops.go), parked webhook events
+// (Config.Webhooks, webhookops.go), in maps keyed by X-Amz-Target.
+
+// operation returns the operation of target, if this handler serves it.
+func (h *Handler) operation(target string) (*operation, bool) {
+	if op, ok := operations[target]; ok {
+		return op, true
+	}
+	var m map[string]*operation
+	switch {
+	case h.iam != nil && iamOperations[target] != nil:
+		m = iamOperations
+	case h.auditLog != nil && auditOperations[target] != nil:
+		m = auditOperations
+	case h.webhooks != nil && webhookOperations[target] != nil:
+		m = webhookOperations
+	default:
+		return nil, false
+	}
+	return m[target], true
+}
+
+// OperationNames lists the name of every operation a Handler may serve,
+// for metrics that must know their label values in advance.
+func OperationNames() []string {
+	var names []string
+	for _, m := range []map[string]*operation{operations, iamOperations, auditOperations, webhookOperations} {
+		for _, o := range m {
+			names = append(names, o.name)
+		}
+	}
+	for _, s := range streams {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// rotorOps maps rotor.* targets to ops.
+func rotorOps(ops ...*operation) map[string]*operation {
+	m := make(map[string]*operation, len(ops))
+	for _, o := range ops {
+		m[rotorPrefix+o.name] = o
+	}
+	return m
+}
+
 // CreateSecret
 
 func createSecretIn(w *createSecretRequest) (secrets.CreateSecretInput, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rotor-secrets/rotor/internal/arn"
 	"github.com/rotor-secrets/rotor/internal/events"
+	"github.com/rotor-secrets/rotor/internal/iam"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 )
 
@@ -16,9 +17,8 @@ import (
 // Request: POST / with X-Amz-Target rotor.SubscribeLabelChanges, signed
 // like every request, and the body {"SecretIds":["name or ARN", …]}. The
 // list is an optional filter (at most maxSubscribeIDs entries); an empty
-// one subscribes to every secret the caller may read. Until access control
-// (issue 5) lands, every authenticated caller may read every secret, so
-// that is every secret. An id is matched against a change's secret name
+// one subscribes to every secret the caller may watch: those on whose ARN
+// an identity policy allows rotor:SubscribeLabelChanges (root: all). An id is matched against a change's secret name
 // and ARN, and, when it names an existing secret (a partial ARN, say),
 // against that secret's ARN; an id that names no secret yet is not an
 // error, so a client may subscribe before the secret is created.
@@ -91,9 +91,12 @@ func (h *Handler) streamOp(target string) (*streamOp, bool) {
 
 // serveStream opens the stream and runs it; once it has started, failures
 // only end it.
-func (h *Handler) serveStream(ctx context.Context, w http.ResponseWriter, x *exchange, in any) error {
+func (h *Handler) serveStream(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange, in any) error {
 	run, err := x.stream.open(ctx, h, in)
 	if err != nil {
+		return err
+	}
+	if err := h.record(r, x); err != nil {
 		return err
 	}
 	x.streamed = true
@@ -135,8 +138,41 @@ type labelChangeOut struct {
 	Date                 epochTime
 }
 
+// stillAllowed ends a stream whose caller lost access while it ran: its
+// key deactivated or deleted. It also reloads the caller's policies, so a
+// detached policy stops the changes it allowed.
+func (h *Handler) stillAllowed(ctx context.Context) error {
+	if h.iam == nil {
+		return nil
+	}
+	c := iam.CallerFrom(ctx)
+	if c == nil {
+		return errUnsubscribed
+	}
+	if err := h.iam.Refresh(ctx, c); err != nil {
+		return streamEnd("caller's access revoked: " + err.Error())
+	}
+	return nil
+}
+
+// mayWatch reports whether the caller may see changes of c's secret:
+// rotor:SubscribeLabelChanges must be allowed on its ARN by an identity
+// policy (resource policies are not consulted for the stream).
+func (h *Handler) mayWatch(ctx context.Context, c events.LabelChange) bool {
+	if h.iam == nil {
+		return true
+	}
+	return h.iam.Authorize(ctx, &secrets.Access{SecretARN: c.SecretARN, Name: c.Name, Listing: true}) == nil
+}
+
 func openLabelStream(ctx context.Context, h *Handler, in any) (func(context.Context, http.ResponseWriter) error, error) {
 	ids := in.([]string)
+	if h.iam != nil {
+		// The call as a whole: some identity policy must allow it.
+		if err := h.iam.Authorize(ctx, &secrets.Access{Listing: true}); err != nil {
+			return nil, err
+		}
+	}
 	filter := make(labelFilter, 2*len(ids))
 	for _, id := range ids {
 		filter[id] = true
@@ -193,6 +229,9 @@ func (h *Handler) runLabelStream(ctx context.Context, w http.ResponseWriter, ch 
 		case <-h.done:
 			return errServerDone
 		case <-tick.C:
+			if err := h.stillAllowed(ctx); err != nil {
+				return err
+			}
 			if err := send([]byte(": heartbeat\n\n")); err != nil {
 				return err
 			}
@@ -200,10 +239,13 @@ func (h *Handler) runLabelStream(ctx context.Context, w http.ResponseWriter, ch 
 			if !ok {
 				return errUnsubscribed
 			}
+			if err := h.stillAllowed(ctx); err != nil {
+				return err
+			}
 			switch {
 			case c.Resync:
 				buf = append(buf[:0], "event: resync\ndata: {}\n\n"...)
-			case filter.match(c):
+			case filter.match(c) && h.mayWatch(ctx, c):
 				data, err := json.Marshal(labelChangeOut{
 					ARN: c.SecretARN, Name: c.Name, VersionStage: c.Label,
 					VersionId: c.VersionID, RemovedFromVersionId: c.FromVersionID, Date: epochTime(c.Time),
