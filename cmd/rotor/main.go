@@ -54,5 +54,9 @@ func newRootCmd(e *env) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCmd(e), newServerCmd(e), newSecretCmd(e), newAgentCmd(e))
+	root.AddCommand(newUserCmd(e))
+	root.AddCommand(newPolicyCmd(e))
+	root.AddCommand(newAuditCmd(e))
+	root.AddCommand(newEventsCmd(e))
 	return root
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rotor-secrets/rotor/internal/server"
+	"github.com/rotor-secrets/rotor/internal/webhook"
 )
 
 func newServerCmd(e *env) *cobra.Command {
@@ -18,6 +19,7 @@ func newServerCmd(e *env) *cobra.Command {
 		cfg       server.Config
 		logFormat string
 		logLevel  string
+		hooks     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -26,7 +28,11 @@ func newServerCmd(e *env) *cobra.Command {
 
 Every flag can also be set as an environment variable ROTOR_<FLAG>, e.g.
 ROTOR_DATA_DIR=/var/lib/rotor. ROTOR_ROOT_ACCESS_KEY_ID and
-ROTOR_ROOT_SECRET_ACCESS_KEY set the root access key explicitly.`,
+ROTOR_ROOT_SECRET_ACCESS_KEY set the root access key explicitly.
+
+Webhooks (--webhook NAME=URL, repeatable) receive rotation and label events
+as EventBridge JSON, signed with HMAC-SHA256 under ROTOR_WEBHOOK_SECRET
+(an environment variable only, so that it never shows in a process list).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd.Flags(), e.getenv); err != nil {
@@ -40,6 +46,11 @@ ROTOR_ROOT_SECRET_ACCESS_KEY set the root access key explicitly.`,
 			if err != nil {
 				return usageError(err)
 			}
+			targets, err := webhookTargets(hooks, e.getenv("ROTOR_WEBHOOK_SECRET"))
+			if err != nil {
+				return usageError(err)
+			}
+			cfg.Webhooks = targets
 			srv, err := server.Open(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
@@ -62,7 +73,33 @@ ROTOR_ROOT_SECRET_ACCESS_KEY set the root access key explicitly.`,
 	f.DurationVar(&cfg.Rotation.RetryBase, "rotation-retry-base", 15*time.Second, "first retry delay of a failed rotation (doubles, with jitter)")
 	f.DurationVar(&cfg.Rotation.RetryMax, "rotation-retry-max", 10*time.Minute, "longest retry delay of a failed rotation")
 	f.DurationVar(&cfg.Rotation.PollInterval, "rotation-poll-interval", time.Second, "how often the rotation queue is read")
+	f.Float64Var(&cfg.RateLimit, "rate-limit", 1000, "requests per second allowed to each access key (0: no limit)")
+	f.IntVar(&cfg.RateBurst, "rate-burst", 2000, "burst of requests allowed to each access key above --rate-limit")
+	f.StringArrayVar(&hooks, "webhook", nil, "NAME=URL of a webhook that receives events (repeatable)")
+	f.IntVar(&cfg.WebhookMaxAttempts, "webhook-max-attempts", 10, "deliveries of an event tried before it is parked")
+	f.DurationVar(&cfg.WebhookRetryBase, "webhook-retry-base", time.Second, "first retry delay of a failed delivery (doubles up to 5m)")
+	f.BoolVar(&cfg.NoMetrics, "no-metrics", false, "do not serve GET /metrics")
 	return cmd
+}
+
+// webhookTargets parses --webhook NAME=URL values; every target signs with
+// secret.
+func webhookTargets(specs []string, secret string) ([]webhook.Target, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	if len(secret) < 16 {
+		return nil, fmt.Errorf("webhook: set ROTOR_WEBHOOK_SECRET to at least 16 characters to sign deliveries")
+	}
+	var out []webhook.Target
+	for _, s := range specs {
+		name, url, ok := strings.Cut(s, "=")
+		if !ok || name == "" || url == "" {
+			return nil, fmt.Errorf("webhook: %q is not NAME=URL", s)
+		}
+		out = append(out, webhook.Target{Name: name, URL: url, Secret: []byte(secret)})
+	}
+	return out, nil
 }
 
 // applyEnv sets every flag not given on the command line from ROTOR_<FLAG>

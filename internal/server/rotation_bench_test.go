@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rotor-secrets/rotor/internal/iam"
 	"slices"
 	"sync"
 	"testing"
@@ -59,14 +60,14 @@ func createDBSecret(b *testing.B, s *Server, tg benchTarget, masterARN string, n
 		val["dbname"] = "postgres"
 	}
 	name := fmt.Sprintf("bench/%s/%s", tg.engine, user)
-	if _, err := s.service.CreateSecret(context.Background(), secrets.CreateSecretInput{Name: name, Value: secrets.StringValue(mustJSON(val))}); err != nil {
+	if _, err := s.service.CreateSecret(iam.System(context.Background()), secrets.CreateSecretInput{Name: name, Value: secrets.StringValue(mustJSON(val))}); err != nil {
 		b.Fatal(err)
 	}
 	return name
 }
 
 func createMaster(b *testing.B, s *Server, tg benchTarget) string {
-	out, err := s.service.CreateSecret(context.Background(), secrets.CreateSecretInput{
+	out, err := s.service.CreateSecret(iam.System(context.Background()), secrets.CreateSecretInput{
 		Name:  "bench/master/" + tg.engine,
 		Value: secrets.StringValue(mustJSON(map[string]any{"engine": tg.engine, "host": tg.host, "port": tg.port, "username": tg.superUser, "password": tg.superPass})),
 	})
@@ -78,7 +79,7 @@ func createMaster(b *testing.B, s *Server, tg benchTarget) string {
 
 // rotateAndWait starts a rotation and polls (every poll) until it finished.
 func rotateAndWait(s *Server, name, fn string, poll time.Duration) error {
-	ctx := context.Background()
+	ctx := iam.System(context.Background())
 	_, version, err := s.service.RotateSecret(ctx, secrets.RotateSecretInput{SecretID: name,
 		RotationLambdaARN: "arn:aws:lambda:us-east-1:000000000000:function:" + fn})
 	if err != nil {

@@ -20,6 +20,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -34,16 +35,21 @@ import (
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/arn"
+	"github.com/rotor-secrets/rotor/internal/audit"
 	"github.com/rotor-secrets/rotor/internal/auth"
 	"github.com/rotor-secrets/rotor/internal/auth/policy"
 	"github.com/rotor-secrets/rotor/internal/awsapi"
 	"github.com/rotor-secrets/rotor/internal/events"
+	"github.com/rotor-secrets/rotor/internal/iam"
 	"github.com/rotor-secrets/rotor/internal/keyring"
+	"github.com/rotor-secrets/rotor/internal/metrics"
+	"github.com/rotor-secrets/rotor/internal/ratelimit"
 	"github.com/rotor-secrets/rotor/internal/rotation"
 	"github.com/rotor-secrets/rotor/internal/rotation/schedule"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 	"github.com/rotor-secrets/rotor/internal/store"
 	"github.com/rotor-secrets/rotor/internal/store/sqlite"
+	"github.com/rotor-secrets/rotor/internal/webhook"
 )
 
 // Config is the server's configuration (see cmd/rotor for flags and
@@ -65,6 +71,21 @@ type Config struct {
 	PurgeInterval   time.Duration // how often expired deletions are purged; default 1h
 
 	Rotation RotationConfig
+
+	// RateLimit is each access key's sustained request rate per second and
+	// RateBurst its burst (token bucket); RateLimit 0 disables the limit.
+	RateLimit float64
+	RateBurst int
+	// Webhooks receive rotation and label events (EventBridge JSON).
+	Webhooks []webhook.Target
+	// WebhookMaxAttempts is how many deliveries of an event are tried
+	// before it is parked (default 10).
+	WebhookMaxAttempts int
+	// WebhookRetryBase is the first retry delay of a failed delivery
+	// (default 1s); it doubles up to 5 min.
+	WebhookRetryBase time.Duration
+	// NoMetrics turns GET /metrics off.
+	NoMetrics bool
 }
 
 // Defaults used by cmd/rotor.
@@ -111,6 +132,9 @@ func (c *Config) Validate() error {
 	if c.RootSecretAccessKey != "" && len(c.RootSecretAccessKey) < 16 {
 		errs = append(errs, errors.New("root secret access key: want at least 16 characters"))
 	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		errs = append(errs, errors.New("rate-limit and rate-burst: must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -121,6 +145,8 @@ type Server struct {
 	store   store.Store
 	service *secrets.Service
 	engine  *rotation.Engine
+	audit   *audit.Log
+	hooks   *webhook.Dispatcher // nil: no webhooks
 	http    *http.Server
 	ln      net.Listener
 }
@@ -169,32 +195,59 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 
+	auditLog, err := openAudit(ctx, st, kr, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	defer func() {
+		if !ok {
+			auditLog.Close()
+		}
+	}()
+	var hooks *webhook.Dispatcher
+	if len(cfg.Webhooks) > 0 {
+		hooks, err = webhook.New(webhook.Config{
+			Store: st, Targets: cfg.Webhooks, MaxAttempts: cfg.WebhookMaxAttempts,
+			BackoffBase: cfg.WebhookRetryBase, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("webhooks: %w", err)
+		}
+	}
+	m := metrics.New(awsapi.OperationNames())
+	m.SetStats(func(ctx context.Context) (store.SecretStats, error) {
+		var stats store.SecretStats
+		err := st.Read(ctx, func(tx store.Tx) (err error) {
+			stats, err = tx.SecretStats(ctx, time.Now())
+			return err
+		})
+		return stats, err
+	})
+	if hooks != nil {
+		m.SetBacklog(hooks.Backlog)
+	}
+	labels := events.NewHub(0)
+	obs := &observers{log: log, audit: auditLog, metrics: m, hooks: hooks, labels: labels,
+		account: cfg.AccountID, region: cfg.Region, newEvent: newEventID}
+	access := iam.New(iam.Config{Store: st, Keys: keys, AccountID: cfg.AccountID, Region: cfg.Region, Logger: log})
+
 	functions := rotation.NewRegistry()
 	planner := &rotation.SchedulePlanner{Options: schedule.Options{MinInterval: cfg.Rotation.MinInterval}}
-	recorder := rotation.RecorderFunc(func(ctx context.Context, r rotation.Record) {
-		log.InfoContext(ctx, "rotation event", "event", string(r.Type), "secret_arn", r.SecretARN,
-			"version_id", r.VersionID, "function", r.Function, "attempt", r.Attempt, "error", r.Error)
-	})
-	labels := events.NewHub(0)
+	recorder := obs
 	var engine *rotation.Engine
 	svc := secrets.New(secrets.Config{
-		Region:      cfg.Region,
-		AccountID:   cfg.AccountID,
-		Store:       st,
-		Keyring:     kr,
-		CheckPolicy: checkPolicy,
-		Functions:   functions,
-		Planner:     planner,
-		Kick:        func() { engine.Kick() },
-		Recorder:    recorder,
-		OnLabelChange: func(ctx context.Context, changes []events.LabelChange) {
-			for _, c := range changes {
-				log.DebugContext(ctx, "label moved", "secret_arn", c.SecretARN, "stage", c.Label,
-					"version_id", c.VersionID, "from_version_id", c.FromVersionID)
-			}
-			labels.Publish(changes...)
-		},
-		Logger: log,
+		Region:        cfg.Region,
+		AccountID:     cfg.AccountID,
+		Store:         st,
+		Keyring:       kr,
+		CheckPolicy:   checkPolicy,
+		Authorize:     access.Authorize,
+		Functions:     functions,
+		Planner:       planner,
+		Kick:          func() { engine.Kick() },
+		Recorder:      recorder,
+		OnLabelChange: obs.LabelChanges,
+		Logger:        log,
 	})
 	registerBuiltins(functions, rotationAPI{svc})
 	engine = rotation.NewEngine(rotation.Config{
@@ -220,13 +273,22 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			Region:  cfg.Region,
 			Service: "secretsmanager",
 		}),
-		Logger: log,
-		Events: labels,
-		Done:   streamsDone,
+		Logger:   log,
+		Events:   labels,
+		Done:     streamsDone,
+		IAM:      access,
+		Audit:    auditLog,
+		AuditLog: auditFile{filepath.Join(cfg.DataDir, AuditDir, AuditLogFile)},
+		Metrics:  m,
+		Limiter:  ratelimit.New(cfg.RateLimit, cfg.RateBurst, nil),
+		Webhooks: webhookAdmin(hooks),
 	})
 
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
+	if !cfg.NoMetrics {
+		mux.Handle("GET /metrics", m.Handler())
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -268,7 +330,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	ok = true
-	return &Server{cfg: cfg, log: log, store: st, service: svc, engine: engine, http: srv, ln: ln}, nil
+	return &Server{cfg: cfg, log: log, store: st, service: svc, engine: engine, audit: auditLog, hooks: hooks, http: srv, ln: ln}, nil
 }
 
 // Addr is the address the server listens on.
@@ -283,7 +345,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("rotor server listening", "addr", s.Addr().String(), "endpoint", scheme+"://"+s.Addr().String(),
 		"region", s.cfg.Region, "account_id", s.cfg.AccountID, "data_dir", s.cfg.DataDir)
 
-	bg, stopBG := context.WithCancel(context.Background())
+	// The server's own work runs as the system, which needs no policy.
+	bg, stopBG := context.WithCancel(iam.System(context.Background()))
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -294,6 +357,15 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.engine.Run(bg)
 	}()
+	if s.hooks != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.hooks.Run(bg); err != nil && bg.Err() == nil {
+				s.log.Error("webhook dispatcher stopped", "err", err)
+			}
+		}()
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.ln) }()
@@ -310,6 +382,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	stopBG()
 	wg.Wait()
+	if cerr := s.audit.Close(); cerr != nil {
+		s.log.Error("close audit log", "err", cerr)
+		if err == nil {
+			err = cerr
+		}
+	}
 	if cerr := s.store.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -460,4 +538,22 @@ func checkPolicy(doc string) (bool, error) {
 		return false, err
 	}
 	return p.IsPublic(), nil
+}
+
+// webhookAdmin is hooks as the API's administration backend; nil when
+// there are no webhooks (a typed nil would look configured).
+func webhookAdmin(hooks *webhook.Dispatcher) awsapi.WebhookAdmin {
+	if hooks == nil {
+		return nil
+	}
+	return hooks
+}
+
+// newEventID returns a random UUID v4 for an event.
+func newEventID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/rotor-secrets/rotor/internal/iam"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -134,7 +135,7 @@ func BenchmarkGetSecretValueHandler(b *testing.B) {
 	s := openTestServer(b)
 	defer s.store.Close()
 	ctx := context.Background()
-	if _, err := s.service.CreateSecret(ctx, createInput("bench")); err != nil {
+	if _, err := s.service.CreateSecret(iam.System(ctx), createInput("bench")); err != nil {
 		b.Fatal(err)
 	}
 	body := []byte(`{"SecretId":"bench"}`)
@@ -170,7 +171,7 @@ func BenchmarkGetSecretValueSDK(b *testing.B) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	if _, err := s.service.CreateSecret(context.Background(), createInput("bench")); err != nil {
+	if _, err := s.service.CreateSecret(iam.System(context.Background()), createInput("bench")); err != nil {
 		b.Fatal(err)
 	}
 	client := sdkClient(s)
