@@ -230,6 +230,27 @@ func TestNoSecretInLogsOrDataDir(t *testing.T) {
 	_, err = c.ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String(name), IncludeDeprecated: aws.Bool(true)})
 	must(t, err)
 
+	t.Run("metrics", func(t *testing.T) {
+		exp := scrape(t, srv)
+		if !strings.Contains(exp, "rotor_requests_total") {
+			t.Fatalf("GET /metrics has no rotor_requests_total; nothing to check:\n%.2000s", exp)
+		}
+		for _, leak := range findLeaks("GET /metrics", []byte(exp), markers) {
+			t.Error(leak)
+		}
+	})
+
+	t.Run("audit log while running", func(t *testing.T) {
+		data, err := os.ReadFile(auditLogPath(srv.dataDir))
+		must(t, err)
+		if !bytes.Contains(data, []byte(`"event_name":"PutSecretValue"`)) {
+			t.Fatalf("the audit log does not record requests; nothing to check:\n%.2000s", data)
+		}
+		for _, leak := range findLeaks("the audit log", data, markers) {
+			t.Error(leak)
+		}
+	})
+
 	t.Run("data dir while running", func(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(srv.dataDir, "rotor.db-wal")); err != nil {
 			t.Errorf("no WAL file while running: %v", err)
@@ -254,6 +275,9 @@ func TestNoSecretInLogsOrDataDir(t *testing.T) {
 	})
 
 	t.Run("data dir after stop", func(t *testing.T) {
-		scanDir(t, srv.dataDir, markers)
+		if _, err := os.Stat(auditLogPath(srv.dataDir)); err != nil {
+			t.Errorf("no audit log to scan: %v", err)
+		}
+		scanDir(t, srv.dataDir, markers) // the audit log among its files
 	})
 }

@@ -82,6 +82,9 @@ type Log struct {
 	closeOnce sync.Once
 	closeErr  error
 	failures  atomic.Uint64
+	// healthy is false once a write or fsync failed (a copy of broken that
+	// other goroutines may read).
+	healthy atomic.Bool
 
 	// Owned by the writer goroutine.
 	seq        uint64
@@ -179,6 +182,7 @@ func Open(opts Options) (*Log, error) {
 	if l.sinceCP > 0 {
 		first = max(0, l.interval-l.now().Sub(l.lastCPTime))
 	}
+	l.healthy.Store(true)
 	go l.write()
 	go l.tick(first)
 	return l, nil
@@ -244,6 +248,12 @@ func (l *Log) do(ctx context.Context, req *request) (result, error) {
 // An Append abandoned because its ctx ended is not counted unless the
 // writer then failed its record.
 func (l *Log) Failures() uint64 { return l.failures.Load() }
+
+// Healthy reports whether the log can take records: false once a write or
+// fsync failed (until it is reopened). Callers check it before an action
+// whose record would follow it, so that a broken log refuses the action
+// rather than only its answer.
+func (l *Log) Healthy() bool { return l.healthy.Load() }
 
 // Close stops the checkpoint goroutine, writes a final checkpoint if records
 // were added since the last, and closes the file. It returns the error of
@@ -395,6 +405,7 @@ func (l *Log) commit(batch []*request) {
 		}
 		if err != nil {
 			l.broken = fmt.Errorf("%w: %w", ErrBroken, err)
+			l.healthy.Store(false)
 			l.answer(batch, l.broken, encErr)
 			return
 		}

@@ -82,13 +82,21 @@ func matchSecret(filter, got string) bool {
 	if strings.HasPrefix(filter, "arn:") {
 		return false
 	}
-	name, ok := secretName(got)
-	return ok && name == filter
+	tail, ok := secretTail(got)
+	if !ok {
+		return false
+	}
+	if tail == filter {
+		return true // the ARN of a secret that does not exist has no suffix
+	}
+	n := len(tail) - 7
+	return n > 0 && tail[n] == '-' && tail[:n] == filter
 }
 
-// secretName returns the name in a secret ARN, without the hyphen and six
-// characters that Secrets Manager appends.
-func secretName(a string) (string, bool) {
+// secretTail returns what follows ":secret:" in a secret ARN: the name and,
+// for a secret that exists, the hyphen and six characters Secrets Manager
+// appends.
+func secretTail(a string) (string, bool) {
 	if !strings.HasPrefix(a, "arn:") {
 		return "", false
 	}
@@ -96,9 +104,5 @@ func secretName(a string) (string, bool) {
 	if i < 0 {
 		return "", false
 	}
-	tail := a[i+len(":secret:"):]
-	if n := len(tail) - 7; n > 0 && tail[n] == '-' {
-		return tail[:n], true
-	}
-	return tail, true
+	return a[i+len(":secret:"):], true
 }

@@ -118,16 +118,27 @@ func TestSearchSkipsDamage(t *testing.T) {
 	}
 }
 
-func TestSecretName(t *testing.T) {
-	for in, want := range map[string]string{
-		"arn:aws:secretsmanager:us-east-1:000000000000:secret:prod/db-AbCdEf": "prod/db",
-		"arn:aws:secretsmanager:us-east-1:000000000000:secret:a-b-AbCdEf":     "a-b",
-		"arn:aws:secretsmanager:us-east-1:000000000000:secret:short":          "short",
-		"prod/db": "",
+func TestMatchSecret(t *testing.T) {
+	const prefix = "arn:aws:secretsmanager:us-east-1:000000000000:secret:"
+	for _, tt := range []struct {
+		filter, got string
+		want        bool
+	}{
+		{"prod/db", prefix + "prod/db-AbCdEf", true},
+		{"a-b", prefix + "a-b-AbCdEf", true},
+		{"short", prefix + "short", true},
+		// A secret that does not exist is recorded without a suffix, and a
+		// name whose last seven characters look like one still matches.
+		{"my-secret", prefix + "my-secret", true},
+		{"my", prefix + "my-secret", true},
+		{"prod", prefix + "prod/db-AbCdEf", false},
+		{prefix + "prod/db-AbCdEf", prefix + "prod/db-AbCdEf", true},
+		{prefix + "prod/db", prefix + "prod/db-AbCdEf", false},
+		{"prod/db", "prod/db", true},
+		{"prod/db", "", false},
 	} {
-		got, _ := secretName(in)
-		if got != want {
-			t.Errorf("secretName(%q) = %q, want %q", in, got, want)
+		if got := matchSecret(tt.filter, tt.got); got != tt.want {
+			t.Errorf("matchSecret(%q, %q) = %v, want %v", tt.filter, tt.got, got, tt.want)
 		}
 	}
 }

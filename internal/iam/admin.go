@@ -218,11 +218,7 @@ func (s *Service) ListUsers(ctx context.Context, marker string, max int) ([]User
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(rows) > max {
-		rows = rows[:max]
-		next = rows[max-1].Name
-	}
+	rows, next := page(rows, max, func(u store.User) string { return u.Name })
 	out := make([]User, len(rows))
 	for i, u := range rows {
 		out[i] = userOf(u)
@@ -235,6 +231,16 @@ func pageSize(max int) int {
 		return 100
 	}
 	return max
+}
+
+// page cuts rows, read with a limit of max+1, to max and returns the marker
+// of the next page: the key of the last row kept, "" when none follows.
+func page[T any](rows []T, max int, key func(T) string) ([]T, string) {
+	if len(rows) <= max {
+		return rows, ""
+	}
+	rows = rows[:max]
+	return rows, key(rows[max-1])
 }
 
 // CreateAccessKey creates an active access key for a user and returns it
@@ -514,11 +520,7 @@ func (s *Service) ListPolicies(ctx context.Context, marker string, max int) ([]P
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(rows) > max {
-		rows = rows[:max]
-		next = rows[max-1].Name
-	}
+	rows, next := page(rows, max, func(p store.Policy) string { return p.Name })
 	out := make([]Policy, len(rows))
 	for i, p := range rows {
 		out[i] = policyOf(p, -1)

@@ -154,9 +154,10 @@ type Caller struct {
 	identity []*policy.Policy
 	prepared bool
 
-	// Accesses are the secrets the request was allowed to act on, in
-	// order, for its audit record. The secrets service may fill in the
-	// version after the fact (secrets.Access.VersionID).
+	// Accesses are the secrets the request was allowed to act on (or to
+	// look for, with Missing set), in order, for its audit record. The
+	// secrets service may fill in the version after the fact
+	// (secrets.Access.VersionID).
 	Accesses []*secrets.Access
 	// Denied are the questions refused, in order: one for a refused
 	// request, any number for BatchGetSecretValue, whose refusals are
@@ -202,6 +203,18 @@ func (s *Service) Prepare(ctx context.Context, c *Caller) error {
 	}
 	c.identity = ps
 	return nil
+}
+
+// Refresh re-checks a long-lived request (a label-change stream) against
+// the current state: its access key must still be active, and its identity
+// policies are reloaded. An error means the caller's access is gone.
+func (s *Service) Refresh(ctx context.Context, c *Caller) error {
+	if s.cfg.Keys != nil {
+		if _, _, err := s.cfg.Keys.SecretKey(ctx, c.Principal.AccessKeyID); err != nil {
+			return secrets.AccessDenied("The access key of this request was deactivated or deleted.")
+		}
+	}
+	return s.Prepare(ctx, c)
 }
 
 func (s *Service) identityPolicies(ctx context.Context, principalARN string) ([]*policy.Policy, error) {
@@ -290,6 +303,12 @@ func (s *Service) resourcePolicy(doc string) *policy.Policy {
 
 // Authorize implements secrets.Config.Authorize.
 func (s *Service) Authorize(ctx context.Context, a *secrets.Access) error {
+	return s.authorize(ctx, a, true)
+}
+
+// authorize answers a; note records an allowed secret access in the
+// caller's Accesses for the audit record.
+func (s *Service) authorize(ctx context.Context, a *secrets.Access, note bool) error {
 	c := CallerFrom(ctx)
 	if c == nil {
 		if isSystem(ctx) {
@@ -306,7 +325,9 @@ func (s *Service) Authorize(ctx context.Context, a *secrets.Access) error {
 		resource = "*"
 	}
 	if c.Principal.Root {
-		c.note(a)
+		if note {
+			c.note(a)
+		}
 		return nil
 	}
 	if !c.prepared {
@@ -325,12 +346,16 @@ func (s *Service) Authorize(ctx context.Context, a *secrets.Access) error {
 		}
 		return secrets.AccessDenied(deniedMessage(c.Principal.ARN, action, resource, res.Reason))
 	}
-	c.note(a)
+	if note {
+		c.note(a)
+	}
 	return nil
 }
 
+// note records an allowed access to a secret — one that exists or, with
+// Missing set, one asked for that does not — for the audit record.
 func (c *Caller) note(a *secrets.Access) {
-	if a.Listing || a.SecretARN == "" || a.Missing {
+	if a.Listing || a.SecretARN == "" {
 		return
 	}
 	c.Accesses = append(c.Accesses, a)
@@ -346,7 +371,7 @@ func (s *Service) Check(ctx context.Context, resource string) error {
 		}
 		return errors.New("iam: a request without a caller")
 	}
-	return s.Authorize(ctx, &secrets.Access{SecretARN: resource, Missing: true})
+	return s.authorize(ctx, &secrets.Access{SecretARN: resource}, false)
 }
 
 // mayAllow reports whether an Allow statement of ps names action, whatever
