@@ -442,24 +442,27 @@ func (s *Service) checkPolicy(doc string) (public bool, err error) {
 
 // PutResourcePolicy attaches a resource policy to a secret.
 func (s *Service) PutResourcePolicy(ctx context.Context, secretID, doc string, blockPublic bool) (Ref, error) {
-	public, err := s.checkPolicy(doc)
-	if err != nil {
+	if err := checkLen("resourcePolicy", doc, 1, maxPolicyLen); err != nil {
 		return Ref{}, err
 	}
-	if public && blockPublic {
-		return Ref{}, errorf(KindPublicPolicy, "You can't attach this resource policy because it grants public access to the secret (\"Principal\": \"*\"). Restrict the principals, or set BlockPublicPolicy to false.")
-	}
-	return s.setPolicy(ctx, secretID, doc)
+	// The document is judged once the caller is authorized for the secret.
+	return s.modify(ctx, secretID, func(_ store.Tx, sec *store.Secret) error {
+		public, err := s.checkPolicy(doc)
+		if err != nil {
+			return err
+		}
+		if public && blockPublic {
+			return errorf(KindPublicPolicy, "You can't attach this resource policy because it grants public access to the secret (\"Principal\": \"*\"). Restrict the principals, or set BlockPublicPolicy to false.")
+		}
+		sec.ResourcePolicy = doc
+		return nil
+	})
 }
 
 // DeleteResourcePolicy removes a secret's resource policy.
 func (s *Service) DeleteResourcePolicy(ctx context.Context, secretID string) (Ref, error) {
-	return s.setPolicy(ctx, secretID, "")
-}
-
-func (s *Service) setPolicy(ctx context.Context, secretID, doc string) (Ref, error) {
 	return s.modify(ctx, secretID, func(_ store.Tx, sec *store.Secret) error {
-		sec.ResourcePolicy = doc
+		sec.ResourcePolicy = ""
 		return nil
 	})
 }
