@@ -9,13 +9,25 @@
 // master key that does not belong to the store is refused before anything
 // is served.
 //
+// Every request is authorized by internal/iam (identity policies of the
+// caller, the secret's resource policy), rate-limited per access key,
+// counted by internal/metrics (GET /metrics) and recorded in the audit log
+// <data-dir>/audit/audit.log before it is answered. The audit log's
+// Ed25519 signing key is sealed in the store on first start, its public
+// half written to audit/audit.pub, and each checkpoint anchored in the
+// store (AuditAnchorMeta). The server's own work (rotation engine, purge)
+// runs as iam.System.
+//
 // Label changes (every staging label a committed call moved) go from the
 // domain service to an in-process events.Hub, which streams them to
-// rotor.SubscribeLabelChanges subscribers (push invalidation for caches).
+// rotor.SubscribeLabelChanges subscribers (push invalidation for caches),
+// and, like rotation events, to the webhook outbox when webhooks are
+// configured (internal/webhook).
 //
 // Shutdown (ctx cancelled): stop accepting connections, end the open
 // label-change streams, let in-flight requests finish (up to
-// ShutdownTimeout), then close the store.
+// ShutdownTimeout), stop the rotation engine and webhook deliveries, write
+// a final audit checkpoint, then close the store.
 package server
 
 import (
