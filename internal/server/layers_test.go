@@ -16,15 +16,20 @@ const module = "github.com/rotor-secrets/rotor/"
 // import only packages below it (tests excepted).
 func TestImportsPointDown(t *testing.T) {
 	forbidden := map[string][]string{
-		"internal/store":    {"internal/secrets", "internal/rotation", "internal/auth", "internal/awsapi", "internal/server", "internal/keyring", "net/http"},
-		"internal/keyring":  {"internal/"},
-		"internal/secrets":  {"internal/auth", "internal/awsapi", "internal/server", "net/http"},
-		"internal/rotation": {"internal/secrets", "internal/auth", "internal/awsapi", "internal/server"},
-		"internal/auth":     {"internal/awsapi", "internal/server", "internal/secrets"},
-		"internal/awsapi":   {"internal/server"},
-		"internal/arn":      {"internal/"},
-		"internal/password": {"internal/"},
-		"internal/events":   {"internal/", "net/http"},
+		"internal/store":     {"internal/secrets", "internal/rotation", "internal/auth", "internal/awsapi", "internal/server", "internal/keyring", "net/http"},
+		"internal/keyring":   {"internal/"},
+		"internal/secrets":   {"internal/auth", "internal/iam", "internal/awsapi", "internal/server", "net/http"},
+		"internal/rotation":  {"internal/secrets", "internal/auth", "internal/awsapi", "internal/server"},
+		"internal/auth":      {"internal/awsapi", "internal/server", "internal/secrets"},
+		"internal/awsapi":    {"internal/server"},
+		"internal/arn":       {"internal/"},
+		"internal/password":  {"internal/"},
+		"internal/events":    {"internal/", "net/http"},
+		"internal/iam":       {"internal/awsapi", "internal/server"},
+		"internal/audit":     {"internal/"},
+		"internal/ratelimit": {"internal/"},
+		"internal/metrics":   {"internal/secrets", "internal/rotation", "internal/auth", "internal/awsapi", "internal/server", "internal/iam"},
+		"internal/webhook":   {"internal/secrets", "internal/auth", "internal/awsapi", "internal/server", "internal/iam"},
 	}
 	root := filepath.Join("..", "..")
 	checked := 0
