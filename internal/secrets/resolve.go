@@ -22,12 +22,18 @@ func (s *Service) resolve(ctx context.Context, tx store.Tx, id string) (store.Se
 		}
 		return store.Secret{}, err
 	}
-	a := accessFor(ctx, id)
-	a.SecretARN, a.Name, a.ResourcePolicy, a.ResourceTags = sec.ARN, sec.Name, sec.ResourcePolicy, fromStoreTags(sec.Tags)
-	if err := s.authorize(ctx, a); err != nil {
+	if err := s.admit(ctx, id, sec); err != nil {
 		return store.Secret{}, err
 	}
 	return sec, nil
+}
+
+// admit asks Config.Authorize whether the caller may act on sec, which id
+// named.
+func (s *Service) admit(ctx context.Context, id string, sec store.Secret) error {
+	a := accessFor(ctx, id)
+	a.SecretARN, a.Name, a.ResourcePolicy, a.ResourceTags = sec.ARN, sec.Name, sec.ResourcePolicy, fromStoreTags(sec.Tags)
+	return s.authorize(ctx, a)
 }
 
 // find is resolve without the authorization.
@@ -63,6 +69,14 @@ func lookup(sec store.Secret, err error) (store.Secret, error) {
 	return sec, nil
 }
 
+// checkLive refuses a secret scheduled for deletion.
+func checkLive(sec store.Secret) error {
+	if !sec.DeletedAt.IsZero() {
+		return errorf(KindInvalidRequest, msgMarkedForDelete)
+	}
+	return nil
+}
+
 // resolveLive is resolve for operations a secret scheduled for deletion
 // refuses.
 func (s *Service) resolveLive(ctx context.Context, tx store.Tx, id string) (store.Secret, error) {
@@ -70,8 +84,8 @@ func (s *Service) resolveLive(ctx context.Context, tx store.Tx, id string) (stor
 	if err != nil {
 		return sec, err
 	}
-	if !sec.DeletedAt.IsZero() {
-		return store.Secret{}, errorf(KindInvalidRequest, msgMarkedForDelete)
+	if err := checkLive(sec); err != nil {
+		return store.Secret{}, err
 	}
 	return sec, nil
 }

@@ -66,7 +66,8 @@ type Config struct {
 
 // Service implements the operations. It is safe for concurrent use.
 type Service struct {
-	cfg Config
+	cfg   Config
+	reads readCache
 }
 
 // New returns a Service.

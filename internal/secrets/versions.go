@@ -29,17 +29,31 @@ func (s *Service) GetSecretValue(ctx context.Context, in GetSecretValueInput) (S
 		acc.VersionStage = StageCurrent
 	}
 	ctx = withAccess(ctx, acc)
-	err := s.cfg.Store.Read(ctx, func(tx store.Tx) error {
-		var err error
-		sec, err = s.resolveLive(ctx, tx, in.SecretID)
-		if err != nil {
-			return err
+	key := readKey{in.SecretID, in.VersionID, in.VersionStage}
+	gen, cached, hit := s.reads.get(s.cfg.Store, key)
+	if hit {
+		// What the store would answer now; the caller is judged afresh.
+		sec, ver = cached.sec, cached.ver
+		if err := s.admit(ctx, in.SecretID, sec); err != nil {
+			return SecretValue{}, err
 		}
-		ver, err = s.selectVersion(ctx, tx, sec, in.VersionID, in.VersionStage)
-		return err
-	})
-	if err != nil {
-		return SecretValue{}, err
+		if err := checkLive(sec); err != nil {
+			return SecretValue{}, err
+		}
+	} else {
+		err := s.cfg.Store.Read(ctx, func(tx store.Tx) error {
+			var err error
+			sec, err = s.resolveLive(ctx, tx, in.SecretID)
+			if err != nil {
+				return err
+			}
+			ver, err = s.selectVersion(ctx, tx, sec, in.VersionID, in.VersionStage)
+			return err
+		})
+		if err != nil {
+			return SecretValue{}, err
+		}
+		s.reads.put(gen, key, sec, ver)
 	}
 	acc.VersionID = ver.VersionID
 	val, err := s.open(ver)

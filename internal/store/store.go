@@ -55,6 +55,16 @@ type Store interface {
 	Close() error
 }
 
+// Generations is implemented by a Store that can tell cheaply whether
+// anything was written since an earlier moment: Generation returns a
+// number, never 0, that changes (grows) after every committed Write, before
+// that Write returns. Callers use it to keep read caches. A backend shared
+// by several processes implements it only if it learns of their writes as
+// promptly.
+type Generations interface {
+	Generation() uint64
+}
+
 // Tx is one transaction. Times are stored with at least millisecond
 // precision and returned in UTC.
 type Tx interface {
