@@ -49,6 +49,16 @@ type Options struct {
 	// until a retry succeeds (see the package comment).
 	Anchor func(Checkpoint) error
 
+	// SyncEvery, when positive, relaxes durability for latency: each group
+	// of records is written to the file before its Appends return (so a
+	// crash of the process loses nothing, and a failed write still fails
+	// them), but fsynced at most once per SyncEvery, by the writer after
+	// a quiet period or along with the next group. A crash of the machine
+	// may lose the records of the last SyncEvery. Groups that carry a
+	// checkpoint are always fsynced before it is anchored. Zero (the
+	// default) fsyncs every group before its Appends return.
+	SyncEvery time.Duration
+
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
@@ -86,7 +96,11 @@ type Log struct {
 	// other goroutines may read).
 	healthy atomic.Bool
 
+	syncEvery time.Duration
+
 	// Owned by the writer goroutine.
+	dirty      bool      // written since the last fsync (SyncEvery > 0)
+	lastSync   time.Time // of the last fsync (SyncEvery > 0)
 	seq        uint64
 	prevHash   string
 	sinceCP    int // records since the last checkpoint
@@ -128,21 +142,22 @@ func Open(opts Options) (*Log, error) {
 		return nil, errors.New("audit: Options.Signer must be an Ed25519 private key")
 	}
 	l := &Log{
-		every:    opts.CheckpointEvery,
-		interval: opts.CheckpointInterval,
-		signer:   opts.Signer,
-		keyID:    KeyID(opts.Signer.Public().(ed25519.PublicKey)),
-		anchor:   opts.Anchor,
-		now:      opts.Now,
-		logger:   opts.Logger,
-		f:        opts.File,
-		prevHash: zeroHash,
-		reqs:     make(chan *request),
-		quit:     make(chan struct{}),
-		stopped:  make(chan struct{}),
-		stopTick: make(chan struct{}),
-		tickDone: make(chan struct{}),
-		buf:      make([]byte, 0, 64<<10),
+		every:     opts.CheckpointEvery,
+		interval:  opts.CheckpointInterval,
+		signer:    opts.Signer,
+		keyID:     KeyID(opts.Signer.Public().(ed25519.PublicKey)),
+		anchor:    opts.Anchor,
+		now:       opts.Now,
+		syncEvery: opts.SyncEvery,
+		logger:    opts.Logger,
+		f:         opts.File,
+		prevHash:  zeroHash,
+		reqs:      make(chan *request),
+		quit:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		stopTick:  make(chan struct{}),
+		tickDone:  make(chan struct{}),
+		buf:       make([]byte, 0, 64<<10),
 	}
 	if l.every <= 0 {
 		l.every = 1000
@@ -311,10 +326,24 @@ func (l *Log) prepare(r Record) (Record, error) {
 func (l *Log) write() {
 	defer close(l.stopped)
 	batch := make([]*request, 0, 64)
+	// With SyncEvery, a group written but not fsynced is fsynced when the
+	// log has been quiet for SyncEvery.
+	syncT := time.NewTimer(time.Hour)
+	syncT.Stop()
+	defer func() {
+		if l.dirty && l.broken == nil {
+			l.syncNow()
+		}
+	}()
 	for {
 		select {
 		case req := <-l.reqs:
 			batch = append(batch[:0], req)
+		case <-syncT.C:
+			if l.dirty && l.broken == nil {
+				l.syncNow()
+			}
+			continue
 		case <-l.quit:
 			return
 		}
@@ -329,7 +358,21 @@ func (l *Log) write() {
 		}
 		l.commit(batch)
 		clear(batch)
+		if l.dirty {
+			syncT.Reset(l.syncEvery)
+		}
 	}
+}
+
+// syncNow fsyncs what was written; a failure breaks the log.
+func (l *Log) syncNow() {
+	if err := l.f.Sync(); err != nil {
+		l.broken = fmt.Errorf("%w: %w", ErrBroken, err)
+		l.healthy.Store(false)
+		l.logger.Error("audit log fsync failed; the log refuses further records", "err", err)
+		return
+	}
+	l.dirty, l.lastSync = false, l.now()
 }
 
 // commit writes the records of batch, and the checkpoints that fall due
@@ -401,7 +444,13 @@ func (l *Log) commit(batch []*request) {
 	if len(buf) > 0 {
 		_, err := l.f.Write(buf)
 		if err == nil {
-			err = l.f.Sync()
+			if l.syncEvery <= 0 || len(cps) > 0 || now.Sub(l.lastSync) >= l.syncEvery {
+				if err = l.f.Sync(); err == nil {
+					l.dirty, l.lastSync = false, now
+				}
+			} else {
+				l.dirty = true
+			}
 		}
 		if err != nil {
 			l.broken = fmt.Errorf("%w: %w", ErrBroken, err)

@@ -780,3 +780,56 @@ func BenchmarkAppend(b *testing.B) {
 	b.Run("sequential", func(b *testing.B) { run(b, false) })
 	b.Run("parallel", func(b *testing.B) { run(b, true) })
 }
+
+func TestSyncEvery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &memFile{}
+		l := openLog(t, Options{File: f, SyncEvery: 50 * time.Millisecond, Now: time.Now})
+		for i := range 10 {
+			if _, err := l.Append(t.Context(), req(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Every record is in the file when its Append returns; only the
+		// first group was fsynced.
+		if got := bytes.Count(f.bytes(), []byte("\n")); got != 10 {
+			t.Fatalf("%d lines written, want 10", got)
+		}
+		if got := f.syncCount(); got != 1 {
+			t.Errorf("%d syncs after 10 quick appends, want 1", got)
+		}
+		time.Sleep(60 * time.Millisecond) // quiet for longer than SyncEvery
+		synctest.Wait()
+		if got := f.syncCount(); got != 2 {
+			t.Errorf("%d syncs after a quiet period, want 2", got)
+		}
+		if !l.Healthy() {
+			t.Error("healthy log reports unhealthy")
+		}
+	})
+}
+
+func TestSyncEveryFailureBreaksTheLog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &memFile{failS: func(n int) error {
+			if n == 2 {
+				return errors.New("disk gone")
+			}
+			return nil
+		}}
+		l := openLog(t, Options{File: f, SyncEvery: 50 * time.Millisecond, Now: time.Now})
+		for i := range 3 {
+			if _, err := l.Append(t.Context(), req(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(60 * time.Millisecond) // the background fsync fails
+		synctest.Wait()
+		if l.Healthy() {
+			t.Error("log still healthy after a failed fsync")
+		}
+		if _, err := l.Append(t.Context(), req(9)); !errors.Is(err, ErrBroken) {
+			t.Errorf("Append after a failed background fsync: %v, want ErrBroken", err)
+		}
+	})
+}
