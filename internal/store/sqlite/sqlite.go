@@ -15,28 +15,62 @@
 // nil the transaction is in the log and fsynced; it survives a crash or a
 // power cut.
 //
-// Concurrency: Store is safe for concurrent use. Writes go through one
-// dedicated connection; each is a BEGIN IMMEDIATE transaction, serialised by
-// a lock that gives up when ctx ends, and fn runs exactly once (there is
-// nothing to retry). Reads use a pool of query_only connections; a Read's
-// snapshot is fixed at its first statement and it neither blocks nor is
-// blocked by Write or other Reads. A Tx is for fn's goroutine only and dies
-// when fn returns; fn must not start another transaction on the same Store
-// (that can deadlock). Another process writing the same file makes Write
-// wait up to five seconds (busy_timeout) and then fail; run one rotor server
-// per database file.
+// Concurrency: Store is safe for concurrent use. Reads use a pool of
+// query_only connections; a Read's snapshot is fixed at its first statement
+// and it neither blocks nor is blocked by Write or other Reads. Writes go
+// through one dedicated connection and are serialised: their fns run one at
+// a time, each sees the changes of those before it, and they commit in the
+// order they ran. A Tx is for fn's goroutine only and dies when fn returns;
+// fn must not start another transaction on the same Store (that can
+// deadlock). Close waits for running Reads and Writes.
 //
-// Context: ctx is checked before every statement and before COMMIT, and
-// waiting for the write lock or a read connection ends with it; a statement
+// Group commit: concurrent Writes share one SQLite transaction, and so one
+// COMMIT and one fsync. Writes take turns on the write connection in arrival
+// order. The first of a batch begins a transaction (BEGIN IMMEDIATE); each
+// Write runs its fn inside a savepoint of that transaction and then hands the
+// connection to the next waiting Write, until none waits or 128 have had
+// their turn; the Write holding the connection then commits for all of them
+// and hands it to the first of the Writes that arrived meanwhile, which
+// begins the next batch. A lone Write thus begins and commits at once, with
+// no added wait. Each fn runs on its own caller's goroutine (the connection
+// moves between goroutines, not the work), so a panic or runtime.Goexit in
+// fn happens where it would without batching: fn's savepoint is rolled back,
+// the connection handed on, and the panic goes up through its own Write
+// only. When fn returns an error its savepoint is rolled back and its Write
+// returns that error at once; the rest of the batch is unaffected. A Write
+// whose fn returned nil returns only once the batch's COMMIT is done: nil
+// when it succeeded; otherwise the transaction is rolled back and every such
+// Write of the batch returns the COMMIT's error: none of them committed.
+// After a statement fails in a way that may have made SQLite roll back the
+// whole transaction (a full disk, an I/O error, no memory, a busy lock, an
+// interruption, a corrupt file), the batch is aborted, since a statement
+// run after such a rollback would commit on its own: later statements in
+// the batch fail, it is rolled back, and every Write whose fn ran in it
+// fails.
+//
+// Retries: fn runs at most once; nothing is retried. The one lock a Write
+// can wait for is another process's, at BEGIN IMMEDIATE, for up to five
+// seconds (busy_timeout) or until ctx ends; that failure belongs to the
+// Write that began the batch, before its fn ran, and the next waiting Write
+// begins afresh. COMMIT never waits for a lock: BEGIN IMMEDIATE holds it.
+// Run one rotor server per database file.
+//
+// Context: ctx is checked before every statement, and waiting for a turn on
+// the write connection or for a read connection ends with it; a statement
 // already running is not interrupted (each is a short indexed lookup, and
-// interrupting would cost two goroutines per statement). Once ctx has ended,
-// Read and Write return an error wrapping ctx.Err() and commit nothing.
+// interrupting would cost two goroutines per statement). A Write whose ctx
+// ends before its fn runs returns an error wrapping ctx.Err() without
+// running fn; one whose ctx ends while fn runs has its savepoint rolled back
+// and returns such an error, even when fn returned nil. Once fn has returned
+// nil with ctx alive, the Write's result is its batch's COMMIT, whatever ctx
+// does meanwhile, so that it always tells whether the changes are durable.
+// A Read whose ctx ends returns an error wrapping ctx.Err().
 //
 // Errors: store.ErrNotFound for a missing row, and also for a write that
 // refers to a missing secret or version (CreateVersion, SetStage);
-// store.ErrConflict for a taken name, ARN or version id. A failed statement
-// leaves its transaction usable. Write returns fn's error unchanged; a panic
-// in fn rolls the transaction back and propagates.
+// store.ErrConflict for a taken name, ARN or version id. A statement that
+// fails with either leaves its transaction usable. Write returns fn's error
+// unchanged; a panic in fn rolls fn's changes back and propagates.
 //
 // Times are stored as Unix milliseconds (finer digits are dropped) and come
 // back in UTC; the zero time.Time is stored as 0, so the instant of the Unix
@@ -57,6 +91,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rotor-secrets/rotor/internal/store"
 
@@ -87,18 +122,31 @@ var (
 	errTxDone   = errors.New("sqlite: transaction has ended")
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.Generations = (*Store)(nil)
+)
 
 // Store is a SQLite-backed store.Store. Open returns one; Close releases it.
 type Store struct {
+	gen atomic.Uint64 // COMMITs so far (Generation)
+
 	// closeMu is held shared by every transaction for its whole run and
 	// exclusively by Close, which so waits for them.
 	closeMu sync.RWMutex
 	closed  bool
 
-	wdb   *sql.DB
-	wlock chan struct{} // capacity 1: whoever sent holds the write lock
-	w     *conn         // the write connection; guarded by wlock; nil until reopened after a failure
+	wdb *sql.DB
+	// wmu guards held and waiting; see write.go.
+	wmu     sync.Mutex
+	held    bool      // a Write holds the write connection
+	waiting []*writer // Writes waiting for it, in arrival order
+	// Guarded by holding the write connection:
+	w   *conn  // the write connection; nil until reopened after a failure
+	cur *batch // the open transaction; nil between batches
+	// beforeCommit, when set (by tests), runs on the write connection just
+	// before each COMMIT.
+	beforeCommit func(ctx context.Context, c *sql.Conn) error
 
 	rdb   *sql.DB
 	slots chan *conn // the read pool: each slot holds an open connection or nil (opened on demand)
@@ -122,7 +170,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: create database: %w", err)
 	}
 
-	s := &Store{wlock: make(chan struct{}, 1)}
+	s := &Store{}
 	if s.wdb, err = sql.Open("sqlite", dsn(abs, false)); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -160,6 +208,11 @@ func dsn(abs string, readOnly bool) string {
 	q := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)", busyTimeoutMS)
 	if readOnly {
 		q += "&_pragma=query_only(1)"
+	} else {
+		// Each Write's savepoint keeps the pages it changes in a
+		// sub-journal, a temporary file by default: one open, writes and
+		// a close per Write. In memory it costs a copy.
+		q += "&_pragma=temp_store(MEMORY)"
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q}
 	return u.String()
@@ -227,31 +280,7 @@ func (s *Store) Read(ctx context.Context, fn func(tx store.Tx) error) error {
 			return fail(ctx, c, "open read connection", err)
 		}
 	}
-	return run(ctx, c, false, fn)
-}
-
-// Write runs fn in a serialised read-write transaction.
-func (s *Store) Write(ctx context.Context, fn func(tx store.Tx) error) error {
-	if err := s.enter(ctx); err != nil {
-		return err
-	}
-	defer s.closeMu.RUnlock()
-	select {
-	case s.wlock <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("sqlite: wait for the write lock: %w", ctx.Err())
-	}
-	defer func() {
-		s.w = s.w.keep()
-		<-s.wlock
-	}()
-	if s.w == nil {
-		var err error
-		if s.w, err = openConn(ctx, s.wdb); err != nil {
-			return fail(ctx, s.w, "open write connection", err)
-		}
-	}
-	return run(ctx, s.w, true, fn)
+	return read(ctx, c, fn)
 }
 
 // enter admits a transaction unless the store is closed or ctx has ended;
@@ -268,21 +297,15 @@ func (s *Store) enter(ctx context.Context) error {
 	return nil
 }
 
-// run runs fn in a transaction on c. The transaction ends before run
+// read runs fn in a read transaction on c. The transaction ends before read
 // returns, also when fn panics.
-func run(ctx context.Context, c *conn, write bool, fn func(tx store.Tx) error) error {
-	// A deferred BEGIN takes no lock and cannot wait; BEGIN IMMEDIATE
-	// takes the database's write lock now rather than at the first write,
-	// so a database busy in another process fails here (or when ctx
-	// ends) instead of half-way through fn.
-	begin, bctx := "BEGIN", context.WithoutCancel(ctx)
-	if write {
-		begin, bctx = "BEGIN IMMEDIATE", ctx
-	}
-	if err := c.exec(bctx, begin); err != nil {
+func read(ctx context.Context, c *conn, fn func(tx store.Tx) error) error {
+	// A deferred BEGIN takes no lock and cannot wait.
+	if err := c.exec(context.WithoutCancel(ctx), "BEGIN"); err != nil {
 		return fail(ctx, c, "begin", err)
 	}
-	tx := &txn{c: c, write: write}
+	c.aborted = nil
+	tx := &txn{c: c}
 	committed := false
 	defer func() {
 		tx.done = true
@@ -296,8 +319,6 @@ func run(ctx context.Context, c *conn, write bool, fn func(tx store.Tx) error) e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
-	// Not cancellable: once COMMIT starts, its outcome must be reported
-	// as it is, not as an interruption that may or may not have landed.
 	if err := c.exec(context.WithoutCancel(ctx), "COMMIT"); err != nil {
 		return fail(ctx, c, "commit", err)
 	}
@@ -321,7 +342,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
-// Close waits for running transactions, then closes every connection.
+// Close waits for running transactions, Writes waiting for their turn
+// included, then closes every connection.
 // Transactions started after Close fail. Closing twice is harmless.
 func (s *Store) Close() error {
 	s.closeMu.Lock()
@@ -358,6 +380,11 @@ type conn struct {
 	// broken is set when the connection may be unusable or left inside a
 	// transaction; it is then discarded and replaced on next use.
 	broken bool
+	// aborted is the error after which SQLite may have rolled back the
+	// open transaction on its own: the statements that followed would
+	// each commit alone, so none may run until the transaction ends.
+	// Cleared when a transaction begins.
+	aborted error
 }
 
 func openConn(ctx context.Context, db *sql.DB) (*conn, error) {
@@ -444,9 +471,15 @@ func fail(ctx context.Context, c *conn, op string, err error) error {
 		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 			return store.ErrNotFound
 		}
+		if c != nil && c.aborted == nil && abortsTransaction(se.Code()) {
+			c.aborted = err
+		}
 	}
 	if c != nil && (errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone)) {
 		c.broken = true
+		if c.aborted == nil {
+			c.aborted = err
+		}
 	}
 	if cerr := ctx.Err(); cerr != nil {
 		if errors.Is(err, cerr) {
@@ -455,4 +488,18 @@ func fail(ctx context.Context, c *conn, op string, err error) error {
 		return fmt.Errorf("sqlite: %s: %w (%v)", op, cerr, err)
 	}
 	return fmt.Errorf("sqlite: %s: %v", op, err)
+}
+
+// abortsTransaction reports whether an error with this (extended) result
+// code may have rolled back the whole open transaction rather than just the
+// failed statement: SQLite documents this of SQLITE_FULL, SQLITE_IOERR,
+// SQLITE_BUSY and SQLITE_NOMEM, and of SQLITE_INTERRUPT for a write; and a
+// transaction that met a corrupt page is not worth going on with.
+func abortsTransaction(code int) bool {
+	switch code & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_NOMEM,
+		sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_CORRUPT:
+		return true
+	}
+	return false
 }

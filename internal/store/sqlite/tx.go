@@ -103,6 +103,9 @@ func (t *txn) prepare(ctx context.Context, q string) (*sql.Stmt, context.Context
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
+	if t.c.aborted != nil {
+		return nil, nil, fmt.Errorf("transaction aborted by an earlier error: %v", t.c.aborted)
+	}
 	ctx = context.WithoutCancel(ctx)
 	st, err := t.c.stmt(ctx, q)
 	return st, ctx, err

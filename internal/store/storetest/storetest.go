@@ -26,6 +26,10 @@
 //     propagates; once ctx has ended, Read and Write return an error wrapping
 //     ctx.Err() and Write commits nothing; a Tx is unusable once its fn has
 //     returned; Close waits for running transactions.
+//   - Concurrent Writes stand alone even when a backend commits them
+//     together: exactly those whose fn returned nil commit, each error or
+//     panic reaches its own Write only, fns run serially and each sees the
+//     commits before it, and a Write's changes are visible once it returns.
 package storetest
 
 import (
@@ -59,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Meta", h.testMeta)
 	t.Run("Transactions", h.testTransactions)
 	t.Run("Concurrency", h.testConcurrency)
+	t.Run("ConcurrentWrites", h.testConcurrentWrites)
 	t.Run("Context", h.testContext)
 	t.Run("Close", h.testClose)
 }
