@@ -79,6 +79,8 @@ as EventBridge JSON, signed with HMAC-SHA256 under ROTOR_WEBHOOK_SECRET
 	f.IntVar(&cfg.WebhookMaxAttempts, "webhook-max-attempts", 10, "deliveries of an event tried before it is parked")
 	f.DurationVar(&cfg.WebhookRetryBase, "webhook-retry-base", time.Second, "first retry delay of a failed delivery (doubles up to 5m)")
 	f.BoolVar(&cfg.NoMetrics, "no-metrics", false, "do not serve GET /metrics")
+	f.DurationVar(&cfg.AuditSyncEvery, "audit-sync-interval", 0,
+		"fsync the audit log at most this often instead of before every answer (0: every answer; records are always written before it)")
 	return cmd
 }
 

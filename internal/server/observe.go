@@ -81,15 +81,16 @@ func auditSigner(ctx context.Context, st store.Store, kr *keyring.Keyring, dir s
 }
 
 // openAudit opens the audit log, anchoring each checkpoint in the store.
-func openAudit(ctx context.Context, st store.Store, kr *keyring.Keyring, dataDir string) (*audit.Log, error) {
+func openAudit(ctx context.Context, st store.Store, kr *keyring.Keyring, dataDir string, syncEvery time.Duration) (*audit.Log, error) {
 	dir := filepath.Join(dataDir, AuditDir)
 	signer, err := auditSigner(ctx, st, kr, dir)
 	if err != nil {
 		return nil, err
 	}
 	return audit.Open(audit.Options{
-		Path:   filepath.Join(dir, AuditLogFile),
-		Signer: signer,
+		Path:      filepath.Join(dir, AuditLogFile),
+		Signer:    signer,
+		SyncEvery: syncEvery,
 		Anchor: func(c audit.Checkpoint) error {
 			b, err := json.Marshal(c)
 			if err != nil {

@@ -98,6 +98,9 @@ type Config struct {
 	WebhookRetryBase time.Duration
 	// NoMetrics turns GET /metrics off.
 	NoMetrics bool
+	// AuditSyncEvery, when positive, fsyncs the audit log at most this
+	// often instead of before every answer (see audit.Options.SyncEvery).
+	AuditSyncEvery time.Duration
 }
 
 // Defaults used by cmd/rotor.
@@ -207,7 +210,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 
-	auditLog, err := openAudit(ctx, st, kr, cfg.DataDir)
+	auditLog, err := openAudit(ctx, st, kr, cfg.DataDir, cfg.AuditSyncEvery)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
