@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/password"
@@ -47,8 +48,10 @@ const (
 	mysqlExclude    = `/@"'\`
 )
 
-// registerBuiltins adds the built-in rotation functions to reg.
-func registerBuiltins(reg *rotation.Registry, api builtin.Secrets) {
+// registerBuiltins adds the built-in rotation functions to reg. Close the
+// result when the engine has stopped: it closes the master connections the
+// rotators keep between steps and rotations.
+func registerBuiltins(reg *rotation.Registry, api builtin.Secrets) io.Closer {
 	pw := func(exclude string) password.Options {
 		o := password.Defaults()
 		o.ExcludeCharacters = exclude
@@ -77,6 +80,18 @@ func registerBuiltins(reg *rotation.Registry, api builtin.Secrets) {
 			DefaultPort: f.port, MaxUserLen: f.maxUser, Password: pw(f.exclude),
 		}))
 	}
+	return closers{pg, my}
+}
+
+// closers closes several things.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // rotationAPI is the secrets API as built-in rotation functions use it: the

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/rotor-secrets/rotor/internal/dbtest"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 )
@@ -21,28 +23,31 @@ type benchTarget struct {
 	port       int
 	superUser  string
 	superPass  string
-	createUser func(b *testing.B, password string) string
+	createUser func(tb testing.TB, password string) string
 	single     string
 	alt        string
 }
 
 func benchTargets(b *testing.B) []benchTarget {
-	pg := dbtest.StartPostgres(b)
 	my := dbtest.StartMariaDB(b)
 	return []benchTarget{
-		{"postgres", pg.Host, pg.Port, pg.SuperUser, pg.SuperPassword,
-			func(b *testing.B, pw string) string { return pg.CreateUser(b, "bench", pw) }, FnPostgresSingle, FnPostgresAlternating},
+		postgresTarget(dbtest.StartPostgres(b)),
 		{"mariadb", my.Host, my.Port, my.SuperUser, my.SuperPassword,
-			func(b *testing.B, pw string) string { return my.CreateUser(b, "bench", pw) }, FnMySQLSingle, FnMySQLAlternating},
+			func(tb testing.TB, pw string) string { return my.CreateUser(tb, "bench", pw) }, FnMySQLSingle, FnMySQLAlternating},
 	}
 }
 
+func postgresTarget(pg *dbtest.Postgres) benchTarget {
+	return benchTarget{"postgres", pg.Host, pg.Port, pg.SuperUser, pg.SuperPassword,
+		func(tb testing.TB, pw string) string { return pg.CreateUser(tb, "bench", pw) }, FnPostgresSingle, FnPostgresAlternating}
+}
+
 // runBenchServer runs s until the benchmark ends.
-func runBenchServer(b *testing.B, s *Server) {
+func runBenchServer(tb testing.TB, s *Server) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	tb.Cleanup(func() { cancel(); <-done })
 }
 
 func mustJSON(v any) string {
@@ -52,27 +57,27 @@ func mustJSON(v any) string {
 
 // createDBSecret stores an RDS-shaped secret for a fresh database user and
 // returns its name.
-func createDBSecret(b *testing.B, s *Server, tg benchTarget, masterARN string, n int) string {
+func createDBSecret(tb testing.TB, s *Server, tg benchTarget, masterARN string, n int) string {
 	pw := fmt.Sprintf("Initial-Pw-%d-%d", n, time.Now().UnixNano())
-	user := tg.createUser(b, pw)
+	user := tg.createUser(tb, pw)
 	val := map[string]any{"engine": tg.engine, "host": tg.host, "port": tg.port, "username": user, "password": pw, "masterarn": masterARN}
 	if tg.engine == "postgres" {
 		val["dbname"] = "postgres"
 	}
 	name := fmt.Sprintf("bench/%s/%s", tg.engine, user)
 	if _, err := s.service.CreateSecret(iam.System(context.Background()), secrets.CreateSecretInput{Name: name, Value: secrets.StringValue(mustJSON(val))}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return name
 }
 
-func createMaster(b *testing.B, s *Server, tg benchTarget) string {
+func createMaster(tb testing.TB, s *Server, tg benchTarget) string {
 	out, err := s.service.CreateSecret(iam.System(context.Background()), secrets.CreateSecretInput{
 		Name:  "bench/master/" + tg.engine,
 		Value: secrets.StringValue(mustJSON(map[string]any{"engine": tg.engine, "host": tg.host, "port": tg.port, "username": tg.superUser, "password": tg.superPass})),
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return out.ARN
 }
@@ -167,5 +172,51 @@ func BenchmarkRotate200(b *testing.B) {
 			}
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/200-rotations")
 		})
+	}
+}
+
+// The built-in rotators keep the master's connection between rotations and
+// close it when the server stops.
+func TestRotatorsCloseAtShutdown(t *testing.T) {
+	pg := dbtest.StartPostgres(t)
+	s := openTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	tg := postgresTarget(pg)
+	name := createDBSecret(t, s, tg, createMaster(t, s, tg), 0)
+	for range 2 {
+		if err := rotateAndWait(s, name, tg.alt, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := pgx.ParseConfig(pg.DSN(pg.SuperUser, pg.SuperPassword, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.ConnectConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	masterSessions := func() (n int) {
+		err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND application_name = 'rotor'", pg.SuperUser).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := masterSessions(); n != 1 {
+		t.Fatalf("%d rotor sessions of the master after two rotations, want 1 (kept for the next)", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); masterSessions() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the master's session outlived the server")
+		}
 	}
 }

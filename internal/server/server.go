@@ -36,6 +36,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -162,6 +163,7 @@ type Server struct {
 	engine  *rotation.Engine
 	audit   *audit.Log
 	hooks   *webhook.Dispatcher // nil: no webhooks
+	rotator io.Closer           // the built-in rotators' master connections
 	http    *http.Server
 	ln      net.Listener
 }
@@ -264,7 +266,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		OnLabelChange: obs.LabelChanges,
 		Logger:        log,
 	})
-	registerBuiltins(functions, rotationAPI{svc})
+	rotator := registerBuiltins(functions, rotationAPI{svc})
 	engine = rotation.NewEngine(rotation.Config{
 		Store:        st,
 		Functions:    functions,
@@ -345,7 +347,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	ok = true
-	return &Server{cfg: cfg, log: log, store: st, service: svc, engine: engine, audit: auditLog, hooks: hooks, http: srv, ln: ln}, nil
+	return &Server{cfg: cfg, log: log, store: st, service: svc, engine: engine, audit: auditLog, hooks: hooks, rotator: rotator, http: srv, ln: ln}, nil
 }
 
 // Addr is the address the server listens on.
@@ -397,6 +399,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	stopBG()
 	wg.Wait()
+	s.rotator.Close() // after the engine: no step is running
 	if cerr := s.audit.Close(); cerr != nil {
 		s.log.Error("close audit log", "err", cerr)
 		if err == nil {

@@ -8,18 +8,22 @@
 // Test logs in with the given credentials (to their dbname, if any) and runs
 // SELECT 1.
 //
-// Set, single user: if the pending password already logs in, nothing
-// happens. Otherwise it logs in as the user with the current password, then
-// the previous one, and changes its own password. If the user may not
-// change its own password, or its password has expired (the server checks
-// the password before it says so), and the secret names a master, the
-// master changes the password of every host entry of the user. The master
-// is never used when neither password is accepted: whoever wrote the
-// secret must know the user's password.
+// Set, single user, when the secret names a master that can read
+// mysql.user and every host entry of the user has a hash this package can
+// check (mysql_native_password, ed25519): if the current or the previous
+// password is that of every entry, the master sets the pending password on
+// every host entry; if the pending one is, nothing happens (a repeated
+// step). Otherwise it logs in as the user with the current password, then
+// the pending one (if that logs in, nothing is left to do), then the
+// previous one, and changes its own password. If the user may not change its own password, or its password
+// has expired (the server checks the password before it says so), and the
+// secret names a master, the master changes the password of every host
+// entry of the user. The master is never used when neither the current
+// nor the previous password is proven: whoever wrote the secret must know
+// the user's password.
 //
 // Set, alternating users (needs a master at the same host and port as the
-// users): if the pending password already logs in, nothing happens.
-// Otherwise the master
+// users): the master
 //
 //  1. proves that the secret knows the current user's password (by comparing
 //     it with the stored hash, or by logging in), so that a secret cannot
@@ -37,7 +41,10 @@
 //     REQUIRE clause and limits in SHOW GRANTS are never copied as text;
 //  3. sets the pending user's password, last, with NAME's authentication
 //     plugin, so that "the pending password logs in" means every earlier
-//     step is done.
+//     step is done — unless every host entry of the pending user already
+//     has it (a repeated step: by the stored hash, or by a login where the
+//     plugin's hash cannot be checked here), so that a password history
+//     policy does not refuse the repeat.
 //
 // So NAME is the source of truth: grant to NAME (or to a role), and
 // NAME_clone follows at the next rotation; a privilege granted to
@@ -94,11 +101,17 @@
 //
 // # Connections and TLS
 //
-// Every call opens its own connections — one per login it needs — and
-// closes them before it returns; nothing is pooled between calls. Each
-// connection has dial, read and write timeouts and each call a deadline
-// ([Options]). The credentials' SSLMode selects TLS (PostgreSQL and MySQL
-// spellings are both accepted, case-insensitively):
+// Master sessions are kept open between calls (package connpool): per
+// server, master user and sslmode, reused only with the same master
+// password, checked with a ping before reuse, closed after a minute idle,
+// ten minutes after their login, when a rotation changes the master
+// user's own password, on any error, and by Close. Every other login (the
+// user's own, Test's) is a connection of its own, closed before the call
+// returns; Test is always a fresh login. With a pooled master and
+// checkable hashes, Set logs in nowhere. Each connection has dial, read
+// and write timeouts and each call a deadline ([Options]). The
+// credentials' SSLMode selects TLS (PostgreSQL and MySQL spellings are
+// both accepted, case-insensitively):
 //
 //	disable, disabled          no TLS
 //	prefer, preferred          TLS without verification if the server offers it, else plaintext
@@ -129,9 +142,10 @@
 //
 // # Concurrency
 //
-// A Rotator holds no state between calls and is safe for concurrent use.
-// Two Sets for the same users must not run at the same time; the rotation
-// engine runs one rotation per secret at a time.
+// A Rotator keeps only idle master sessions between calls and is safe for
+// concurrent use; Close it at shutdown. Two Sets for the same users must
+// not run at the same time; the rotation engine runs one rotation per
+// secret at a time.
 package mysql
 
 import (
@@ -143,10 +157,12 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/rotor-secrets/rotor/internal/rotation/connpool"
 	"github.com/rotor-secrets/rotor/internal/rotation/rotator"
 )
 
@@ -172,12 +188,25 @@ type Options struct {
 	// Logger receives debug records of the changes Set makes (never a
 	// password) and warnings; nil discards them.
 	Logger *slog.Logger
+	// MaxIdle bounds the master connections kept open between calls per
+	// server, master user and sslmode; 0 means 8, the rotations the engine
+	// runs at once by default.
+	MaxIdle int
+	// IdleTimeout closes a master connection unused for this long; 0
+	// means 60 seconds.
+	IdleTimeout time.Duration
+	// MaxLifetime closes a master connection this long after its login;
+	// 0 means 10 minutes.
+	MaxLifetime time.Duration
 }
 
-// Rotator rotates MySQL and MariaDB passwords. Create it with New.
+// Rotator rotates MySQL and MariaDB passwords. Create it with New; Close
+// it to close the master connections it keeps.
 type Rotator struct {
-	opts Options
-	log  *slog.Logger
+	opts   Options
+	log    *slog.Logger
+	pool   *connpool.Pool[*session]
+	logins atomic.Int64 // logins attempted, for tests
 }
 
 var _ rotator.Rotator = (*Rotator)(nil)
@@ -200,8 +229,20 @@ func New(opts Options) *Rotator {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Rotator{opts: opts, log: log}
+	if opts.MaxIdle <= 0 {
+		opts.MaxIdle = 8
+	}
+	pool := connpool.New(connpool.Options[*session]{
+		MaxIdle: opts.MaxIdle, IdleTimeout: opts.IdleTimeout, MaxLifetime: opts.MaxLifetime,
+		Ping:  func(ctx context.Context, s *session) error { return s.conn.PingContext(ctx) },
+		Close: (*session).close,
+	})
+	return &Rotator{opts: opts, log: log, pool: pool}
 }
+
+// Close closes the idle master connections. A Rotator still works after
+// Close, without keeping connections.
+func (r *Rotator) Close() error { return r.pool.Close() }
 
 // engines are the values of the secret's "engine" field this package
 // rotates ("" is accepted too).
@@ -338,6 +379,35 @@ func (s *session) close() {
 	s.db.Close()
 }
 
+// master returns a session as master, without a database: an idle pooled
+// one that logged in with the same password, or a new login. Release it
+// with Release(err == nil).
+func (r *Rotator) master(ctx context.Context, m rotator.Credentials) (*connpool.Conn[*session], error) {
+	mode := m.SSLMode
+	if mode == "" {
+		mode = r.opts.DefaultSSLMode
+	}
+	canonical, _, err := sslMode(mode)
+	if err != nil {
+		return nil, err
+	}
+	key := connpool.Key{Engine: "mysql", Host: m.Host, Port: m.Port, User: m.Username, TLS: canonical}
+	mc, err := r.pool.Get(ctx, key, m.Password, func(ctx context.Context) (*session, error) {
+		return r.open(ctx, m, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Whether the server takes hashes is a global setting: ask again.
+	mc.C.hashChecked = false
+	return mc, nil
+}
+
+// forget closes the pooled sessions of c's user: its password changed.
+func (r *Rotator) forget(c rotator.Credentials) {
+	r.pool.Forget("mysql", c.Host, c.Port, c.Username)
+}
+
 // config builds the driver's configuration from c; no DSN string is ever
 // formatted, so the password cannot reach one.
 func (r *Rotator) config(c rotator.Credentials, withDB bool) (*mysql.Config, error) {
@@ -390,6 +460,7 @@ func (r *Rotator) login(ctx context.Context, c rotator.Credentials) error {
 	if err != nil {
 		return err
 	}
+	r.logins.Add(1)
 	dc, err := conn.Connect(ctx)
 	if err != nil {
 		return err
@@ -404,6 +475,7 @@ func (r *Rotator) open(ctx context.Context, c rotator.Credentials, withDB bool) 
 	if err != nil {
 		return nil, err
 	}
+	r.logins.Add(1)
 	db := sql.OpenDB(conn)
 	sc, err := db.Conn(ctx)
 	if err != nil {

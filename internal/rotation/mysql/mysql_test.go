@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 
@@ -778,4 +779,168 @@ func BenchmarkRotateAlternating(b *testing.B) {
 		}
 		cur = pending
 	}
+}
+
+// The logins each step makes, once the master session is pooled: Test is a
+// fresh login of its own; Set proves passwords against the stored hashes
+// and logs in only as a user that has no master.
+func TestLoginsPerRotation(t *testing.T) {
+	m := dbtest.SharedMariaDB(t)
+	db := m.CreateDatabase(t, "logins")
+	ms := master(m)
+	for _, tc := range []struct {
+		name     string
+		strategy rotator.Strategy
+		master   *rotator.Credentials
+		wantSet  int64
+	}{
+		{"alternating", rotator.AlternatingUsers, &ms, 0},
+		{"single user with master", rotator.SingleUser, &ms, 0},
+		{"single user without master: the user changes its own password", rotator.SingleUser, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mysql.New(mysql.Options{})
+			defer r.Close()
+			pw := password()
+			cur := creds(m, m.CreateUser(t, "lg", pw), pw, db)
+			exec(t, m, "GRANT ALL PRIVILEGES ON "+quoteIdent(db)+".* TO ?@'%'", cur.Username)
+			for i := range 4 {
+				pending := cur
+				pending.Password = password()
+				if tc.strategy == rotator.AlternatingUsers {
+					pending.Username, _ = rotator.AlternateUser(cur.Username, mysql.MaxUserLen)
+				}
+				before := mysql.Logins(r)
+				req := rotator.SetRequest{Strategy: tc.strategy, Pending: pending, Current: cur, Master: tc.master}
+				if err := r.Set(t.Context(), req); err != nil {
+					t.Fatalf("Set: %v", err)
+				}
+				set := mysql.Logins(r) - before
+				if err := r.Test(t.Context(), rotator.TestRequest{Credentials: pending}); err != nil {
+					t.Fatalf("Test: %v", err)
+				}
+				test := mysql.Logins(r) - before - set
+				want := tc.wantSet
+				if i == 0 && tc.master != nil {
+					want++ // the master's first login
+				}
+				if set != want || test != 1 {
+					t.Errorf("rotation %d: Set logged in %d times, Test %d; want %d and 1", i+1, set, test, want)
+				}
+				cur = pending
+			}
+			if s := mysql.PoolStats(r); tc.master != nil && s.Reuses != 3 {
+				t.Errorf("pool stats %+v, want 3 reuses", s)
+			}
+		})
+	}
+}
+
+// sessions returns the connection ids of user's sessions.
+func sessions(t *testing.T, m *dbtest.MariaDB, user string) []int64 {
+	t.Helper()
+	rows, err := superDB(t, m).QueryContext(t.Context(), "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? ORDER BY ID", user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func waitSessions(t *testing.T, m *dbtest.MariaDB, user string, want int) []int64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ids := sessions(t, m, user)
+		if len(ids) == want {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has sessions %v, want %d", user, ids, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The master's session is kept between calls, replaced when it broke or
+// when the master's password changed, dropped when a rotation changes the
+// master's own password, and closed by Close.
+func TestMasterSessionPool(t *testing.T) {
+	m := dbtest.SharedMariaDB(t)
+	db := m.CreateDatabase(t, "pool")
+	mpw := password()
+	ms := creds(m, m.CreateUser(t, "adm", mpw), mpw, "")
+	exec(t, m, "GRANT ALL PRIVILEGES ON *.* TO ?@'%' WITH GRANT OPTION", ms.Username)
+	r := mysql.New(mysql.Options{})
+	defer r.Close()
+	pw := password()
+	cur := creds(m, m.CreateUser(t, "pl", pw), pw, db)
+	rotateOnce := func() {
+		t.Helper()
+		pending := cur
+		pending.Username, _ = rotator.AlternateUser(cur.Username, mysql.MaxUserLen)
+		pending.Password = password()
+		req := rotator.SetRequest{Strategy: rotator.AlternatingUsers, Pending: pending, Current: cur, Master: &ms}
+		if err := r.Set(t.Context(), req); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		cur = pending
+	}
+
+	rotateOnce()
+	first := waitSessions(t, m, ms.Username, 1)
+	rotateOnce()
+	if got := waitSessions(t, m, ms.Username, 1); got[0] != first[0] {
+		t.Errorf("the master's session changed from %d to %d without reason", first[0], got[0])
+	}
+
+	t.Run("a broken session is replaced", func(t *testing.T) {
+		exec(t, m, fmt.Sprintf("KILL CONNECTION %d", first[0]))
+		waitSessions(t, m, ms.Username, 0)
+		rotateOnce()
+		if got := waitSessions(t, m, ms.Username, 1); got[0] == first[0] {
+			t.Error("the killed session is still in use")
+		}
+	})
+
+	t.Run("a new master password closes the old session", func(t *testing.T) {
+		old := waitSessions(t, m, ms.Username, 1)
+		ms.Password = password()
+		exec(t, m, "ALTER USER ?@'%' IDENTIFIED BY ?", ms.Username, ms.Password)
+		rotateOnce()
+		if got := waitSessions(t, m, ms.Username, 1); got[0] == old[0] {
+			t.Error("the session opened with the old password is still in use")
+		}
+	})
+
+	t.Run("rotating the master's own password drops its session", func(t *testing.T) {
+		waitSessions(t, m, ms.Username, 1)
+		pending := ms
+		pending.Password = password()
+		req := rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: ms, Master: &ms}
+		if err := r.Set(t.Context(), req); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		ms = pending
+		waitSessions(t, m, ms.Username, 0)
+		rotateOnce()
+		waitSessions(t, m, ms.Username, 1)
+	})
+
+	t.Run("Close closes it", func(t *testing.T) {
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		waitSessions(t, m, ms.Username, 0)
+		rotateOnce()
+		waitSessions(t, m, ms.Username, 0)
+	})
 }

@@ -7,26 +7,42 @@ import (
 	"github.com/rotor-secrets/rotor/internal/rotation/rotator"
 )
 
-// setSingle changes the user's own password; see the package comment.
+// setSingle changes the user's password; see the package comment.
 func (r *Rotator) setSingle(ctx context.Context, req rotator.SetRequest, sc *scrubber) error {
 	pending := req.Pending
-	switch err := r.login(ctx, pending); {
-	case err == nil:
-		return nil // a repeated step: already done
-	case !isAuthFailure(err):
-		return sc.wrap(err, "log in as %q to %s", pending.Username, pending.Addr())
-	}
-	candidates := []rotator.Credentials{req.Current}
+	var prev *rotator.Credentials
 	if p := req.Previous; p != nil && p.Username == pending.Username && p.Addr() == pending.Addr() && p.Password != req.Current.Password {
-		candidates = append(candidates, *p)
+		prev = p
 	}
+	if m := req.Master; m != nil && validate(*m, "master credentials") == nil && sameServer(*m, pending) == nil {
+		if done, err := r.setSingleAsMaster(ctx, req, prev, sc); done || err != nil {
+			return err
+		}
+	}
+	// Current first: on a first attempt it is the password that works.
+	// Pending works after a crash that followed the change; Previous when
+	// Current was never the user's.
 	var refused error
-	for _, c := range candidates {
-		s, err := r.open(ctx, c, false)
+	for i, c := range []*rotator.Credentials{&req.Current, &pending, prev} {
+		if c == nil {
+			continue
+		}
+		if i == 1 {
+			switch err := r.login(ctx, pending); {
+			case err == nil:
+				return nil // a repeated step: already done
+			case isAuthFailure(err):
+				continue
+			default:
+				return sc.wrap(err, "log in as %q to %s", pending.Username, pending.Addr())
+			}
+		}
+		s, err := r.open(ctx, *c, false)
 		switch {
 		case err == nil:
 			err = r.changeOwnPassword(ctx, s, pending, c.Password, sc)
 			s.close()
+			r.forget(pending)
 			if err == nil || rotator.KindOf(err) != rotator.KindPermission || req.Master == nil {
 				return err
 			}
@@ -51,6 +67,74 @@ func (r *Rotator) setSingle(ctx context.Context, req rotator.SetRequest, sc *scr
 	// Master is not used here: it would let anyone who can write the
 	// secret take over the user without knowing its password.
 	return sc.wrap(refused, "neither the current nor the previous password of %q logs in to %s", pending.Username, pending.Addr())
+}
+
+// setSingleAsMaster is single-user Set without logging in as the user: the
+// (pooled) master proves one of the user's passwords against the stored
+// hashes of every host entry and sets the pending one. done is false, with
+// no error, when no password is proven that way — the master cannot log
+// in or read mysql.user, a hash cannot be checked here
+// (caching_sha2_password, sha256_password), or no password is that of
+// every host entry — and Set then logs in as the user.
+func (r *Rotator) setSingleAsMaster(ctx context.Context, req rotator.SetRequest, prev *rotator.Credentials, sc *scrubber) (done bool, err error) {
+	pending := req.Pending
+	mc, err := r.master(ctx, *req.Master)
+	if err != nil {
+		// Master is optional here: the user may change its own password.
+		return false, nil
+	}
+	healthy := true
+	defer func() { mc.Release(healthy) }()
+	s := mc.C
+	all, err := accounts(ctx, s, pending.Username)
+	if err != nil {
+		healthy = false
+		return false, nil
+	}
+	accts := all[pending.Username]
+	if len(accts) == 0 {
+		return false, nil
+	}
+	for i, c := range []*rotator.Credentials{&req.Current, &pending, prev} {
+		if c == nil {
+			continue
+		}
+		if match, _ := matchesAll(accts, c.Password); !match {
+			continue
+		}
+		if i == 1 {
+			return true, nil // a repeated step: already done
+		}
+		for _, a := range accts {
+			if err := s.srv.checkPlugin(a.plugin, accountName(pending.Username, a.host)); err != nil {
+				healthy = false
+				return false, err
+			}
+		}
+		defer r.forget(pending)
+		for _, a := range accts {
+			if err := r.setAccountPassword(ctx, s, pending.Username, a, pending.Password, sc); err != nil {
+				healthy = false
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// matchesAll reports whether pw is the password of every host entry in
+// accts, and whether their plugins let that be checked here.
+func matchesAll(accts []account, pw string) (match, checkable bool) {
+	match = true
+	for _, a := range accts {
+		m, ok := matchesAuthString(a.plugin, a.authString, pw)
+		if !ok {
+			return false, false
+		}
+		match = match && m
+	}
+	return match, true
 }
 
 // changeOwnPassword gives the session's own account the pending password;
@@ -78,7 +162,7 @@ func (r *Rotator) changeOwnPassword(ctx context.Context, s *session, pending rot
 
 // setByMaster gives every host entry of the pending user the pending
 // password, as the master.
-func (r *Rotator) setByMaster(ctx context.Context, req rotator.SetRequest, sc *scrubber) error {
+func (r *Rotator) setByMaster(ctx context.Context, req rotator.SetRequest, sc *scrubber) (err error) {
 	pending, master := req.Pending, *req.Master
 	if err := validate(master, "master credentials"); err != nil {
 		return err
@@ -86,11 +170,12 @@ func (r *Rotator) setByMaster(ctx context.Context, req rotator.SetRequest, sc *s
 	if err := sameServer(master, pending); err != nil {
 		return err
 	}
-	s, err := r.open(ctx, master, false)
+	mc, err := r.master(ctx, master)
 	if err != nil {
 		return sc.wrap(err, "log in as master user %q to %s", master.Username, master.Addr())
 	}
-	defer s.close()
+	defer func() { mc.Release(err == nil) }()
+	s := mc.C
 	all, err := accounts(ctx, s, pending.Username)
 	if err != nil {
 		return sc.wrap(err, "look up user %q in mysql.user", pending.Username)
@@ -105,6 +190,7 @@ func (r *Rotator) setByMaster(ctx context.Context, req rotator.SetRequest, sc *s
 			return err
 		}
 	}
+	defer r.forget(pending)
 	for _, a := range accts {
 		if err := r.setAccountPassword(ctx, s, pending.Username, a, pending.Password, sc); err != nil {
 			return err
@@ -143,7 +229,7 @@ func (r *Rotator) execPassword(ctx context.Context, s *session, build func(allow
 }
 
 // setAlternating prepares the alternate user; see the package comment.
-func (r *Rotator) setAlternating(ctx context.Context, req rotator.SetRequest, sc *scrubber) error {
+func (r *Rotator) setAlternating(ctx context.Context, req rotator.SetRequest, sc *scrubber) (err error) {
 	pending, current, master := req.Pending, req.Current, *req.Master
 	if alt, err := rotator.AlternateUser(current.Username, MaxUserLen); err != nil {
 		return err
@@ -153,18 +239,12 @@ func (r *Rotator) setAlternating(ctx context.Context, req rotator.SetRequest, sc
 	if err := sameServer(master, current); err != nil {
 		return err
 	}
-	switch err := r.login(ctx, pending); {
-	case err == nil:
-		return nil // a repeated step: the password is set last, so all is done
-	case !isAuthFailure(err):
-		return sc.wrap(err, "log in as %q to %s", pending.Username, pending.Addr())
-	}
-
-	s, err := r.open(ctx, master, false)
+	mc, err := r.master(ctx, master)
 	if err != nil {
 		return sc.wrap(err, "log in as master user %q to %s", master.Username, master.Addr())
 	}
-	defer s.close()
+	defer func() { mc.Release(err == nil) }()
+	s := mc.C
 	srv := s.srv
 	alt, err := rotator.AlternateUser(current.Username, srv.maxUserLen())
 	if err != nil {
@@ -230,13 +310,46 @@ func (r *Rotator) setAlternating(ctx context.Context, req rotator.SetRequest, sc
 		}
 	}
 	// Last, so that a pending password that logs in means all of the above
-	// is done.
+	// is done; not again when a repeated step finds it set, so that a
+	// password history policy does not refuse the repeat.
+	if done, err := r.pendingSet(ctx, src, pendAccts, pending); err != nil {
+		return sc.wrap(err, "log in as %q to %s", pending.Username, pending.Addr())
+	} else if done {
+		return nil
+	}
+	defer r.forget(pending)
 	for _, a := range src {
 		if err := r.setAccountPassword(ctx, s, pending.Username, a, pending.Password, sc); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// pendingSet reports whether every host entry of the pending user (one per
+// entry of src) already has the pending password: by its stored hash, or
+// by logging in where the plugin's hash cannot be checked here.
+func (r *Rotator) pendingSet(ctx context.Context, src, pendAccts []account, pending rotator.Credentials) (bool, error) {
+	have := make([]account, 0, len(src))
+	for _, a := range src {
+		p, ok := findHost(pendAccts, a.host)
+		if !ok {
+			return false, nil
+		}
+		have = append(have, p)
+	}
+	match, checkable := matchesAll(have, pending.Password)
+	if checkable {
+		return match, nil
+	}
+	switch err := r.login(ctx, pending); {
+	case err == nil:
+		return true, nil
+	case isAuthFailure(err):
+		return false, nil
+	default:
+		return false, err
+	}
 }
 
 // sameServer refuses a master at another address than the user's: the

@@ -1,7 +1,7 @@
 // Package postgres rotates PostgreSQL passwords: the rotator.Rotator behind
 // rotor-postgres-single-user and rotor-postgres-alternating-users. Callers
-// build one Rotator with New and share it; it holds no connections between
-// calls and is safe for concurrent use.
+// build one Rotator with New, share it (it is safe for concurrent use) and
+// Close it at shutdown.
 //
 // # Passwords never travel as SQL
 //
@@ -25,24 +25,52 @@
 // ever formatted into a connection string, and pgx's environment
 // (PGPASSWORD, ~/.pgpass) never supplies one.
 //
+// # Connections
+//
+// Master connections are kept open between calls and between rotations
+// (package connpool): per server, master user, database and sslmode,
+// reused only for the same master password, pinged before reuse (a failed
+// ping means a new login), and closed after a minute unused, ten minutes
+// after their login, on any error during their use, when a rotation
+// changes the master user's own password, and by Close ([Options]). Every
+// other login — the user's own, Test's — is a connection of its own,
+// closed before the call returns: Test is always a fresh login.
+//
+// A master that may read pg_authid (a superuser; not RDS's master) proves
+// the passwords a guard needs by comparing them with the role's stored
+// SCRAM-SHA-256 or MD5 verifier, which also requires LOGIN and an unexpired
+// VALID UNTIL; pg_hba.conf is not consulted. So with a pooled superuser
+// master, Set logs in nowhere and a rotation's only login is Test's. A
+// password not proven that way (a master without access, a non-ASCII
+// password, an unknown verifier format, or simply another password:
+// pg_hba.conf may trust the user) is proven by a login, as before. A
+// per-Rotator memo of the verifiers Set computed spares the PBKDF2 of
+// checking the password Rotor set at the previous rotation.
+//
+// sslmode=prefer is negotiated as libpq does, on one connection: TLS if the
+// server accepts the SSLRequest, else plaintext on the same connection.
+// (pgx would open a second connection, a second backend, after a refusal.)
+//
 // # Single user
 //
-// If the pending password already logs in, Set does nothing (a repeated
-// step, or a crash after the change). Otherwise it logs in as the user with
-// Current's password, then Previous's, and changes its own password (any
-// role may). If the user logged in but may not change its own password
-// (RDS's rds.restrict_password_commands, a read-only role) and Master is
-// given, Master changes it. Master is never used for a user that Current
-// or Previous cannot log in as: that would let whoever writes a secret
+// With Master given and able to read verifiers: if Current's or
+// Previous's password is the role's, Master sets the pending one; if
+// Pending's is, Set does nothing (a repeated step, or a crash after the
+// change). Otherwise Set logs in as the user with Current's password, then
+// Pending's (if that logs in, nothing is left to do), then Previous's, and
+// changes its own password (any role may). If the user logged in but may not change its own password (RDS's
+// rds.restrict_password_commands, a read-only role) and Master is given,
+// Master changes it. Master is never used for a user whose Current or
+// Previous password is not proven: that would let whoever writes a secret
 // take over any role the master can alter, the master's own included.
 //
 // # Alternating users
 //
 // The pair is NAME (the base role) and NAME_clone; the base is the name
-// without the suffix. Set checks that Current logs in (the same guard:
-// Master acts only for a secret whose writer knows the current password)
-// and that Master names the same server as the secret, then, as Master and
-// in one transaction:
+// without the suffix. Set checks that Master names the same server as the
+// secret and that Current's password is proven (the same guard: Master
+// acts only for a secret whose writer knows the current password), then,
+// as Master and in one transaction:
 //
 //   - creates NAME_clone with LOGIN if it does not exist, and grants it
 //     membership in NAME (GRANT NAME TO NAME_clone) if it lacks it, so
@@ -58,10 +86,12 @@
 //     …: search_path, statement_timeout, …) to the clone, replacing the
 //     clone's own, because PostgreSQL applies the settings of the role that
 //     logged in, not of the role it switches to;
-//   - unless the pending password already logs in, sets the pending user's
-//     password (the clone's or the base's, in turn).
+//   - sets the pending user's password (the clone's or the base's, in
+//     turn) — also in a repeated step, where it already is that password:
+//     setting it again is harmless (PostgreSQL keeps no password history)
+//     and cheaper than a login to find out.
 //
-// A pending password that already logs in still gets this re-sync. What
+// A repeated step also repeats this re-sync. What
 // the clone does not share with NAME: its CONNECTION LIMIT and VALID UNTIL
 // (its own, unlimited by default), pg_hba.conf lines naming NAME (write
 // +NAME to match members of NAME), and session_user, which stays NAME_clone
@@ -90,11 +120,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rotor-secrets/rotor/internal/rotation/connpool"
 	"github.com/rotor-secrets/rotor/internal/rotation/rotator"
 )
 
@@ -119,11 +151,25 @@ type Options struct {
 	// server offers it, without checking its certificate, else plaintext.
 	// Deployments that can should use verify-full.
 	SSLMode string
+	// MaxIdle bounds the master connections kept open between calls per
+	// server, master user, database and sslmode; 0 means 8, the rotations
+	// the engine runs at once by default.
+	MaxIdle int
+	// IdleTimeout closes a master connection unused for this long; 0
+	// means 60 seconds.
+	IdleTimeout time.Duration
+	// MaxLifetime closes a master connection this long after its login;
+	// 0 means 10 minutes.
+	MaxLifetime time.Duration
 }
 
-// Rotator rotates PostgreSQL passwords. Create it with New.
+// Rotator rotates PostgreSQL passwords. Create it with New; Close it to
+// close the master connections it keeps.
 type Rotator struct {
-	opts Options
+	opts   Options
+	pool   *connpool.Pool[*pgx.Conn]
+	memo   *matchMemo
+	logins atomic.Int64 // logins attempted, for tests
 }
 
 var _ rotator.Rotator = (*Rotator)(nil)
@@ -140,7 +186,31 @@ func New(opts Options) *Rotator {
 	if opts.SSLMode == "" {
 		opts.SSLMode = "prefer"
 	}
-	return &Rotator{opts: opts}
+	if opts.MaxIdle <= 0 {
+		opts.MaxIdle = 8
+	}
+	pool := connpool.New(connpool.Options[*pgx.Conn]{
+		MaxIdle: opts.MaxIdle, IdleTimeout: opts.IdleTimeout, MaxLifetime: opts.MaxLifetime,
+		Ping:  pingConn,
+		Close: closeConn,
+	})
+	return &Rotator{opts: opts, pool: pool, memo: newMatchMemo()}
+}
+
+// Close closes the idle master connections. A Rotator still works after
+// Close, without keeping connections.
+func (r *Rotator) Close() error { return r.pool.Close() }
+
+// pingConn checks an idle master connection before reuse: open, outside
+// a transaction, and answering.
+func pingConn(ctx context.Context, conn *pgx.Conn) error {
+	if conn.IsClosed() {
+		return errors.New("connection closed")
+	}
+	if st := conn.PgConn().TxStatus(); st != 'I' {
+		return errors.New("connection not idle")
+	}
+	return conn.Ping(ctx)
 }
 
 // Test logs in with req.Credentials and runs SELECT 1.
@@ -172,6 +242,7 @@ func (r *Rotator) Set(ctx context.Context, req rotator.SetRequest) error {
 	if err != nil {
 		return rotator.Errorf(rotator.KindTarget, err, "compute the password verifier")
 	}
+	r.memo.add(req.Pending.Username, verifier, req.Pending.Password)
 	sc := append(newScrubber(req), verifier)
 	switch req.Strategy {
 	case rotator.SingleUser:
@@ -189,18 +260,26 @@ func (r *Rotator) setSingle(ctx context.Context, req rotator.SetRequest, verifie
 			"single-user rotation: the pending credentials (%q at %s) must name the current user and server (%q at %s)",
 			p.Username, where(p), req.Current.Username, where(req.Current))
 	}
-	if ok, err := r.canLogin(ctx, p, sc); err != nil || ok {
-		return err
-	}
-	logins := []rotator.Credentials{req.Current}
 	// A Previous of another user (the secret was alternating before) is of
 	// no use here.
-	if prev := req.Previous; prev != nil && prev.Username == p.Username && sameServer(*prev, p) {
-		logins = append(logins, *prev)
+	var prev *rotator.Credentials
+	if pr := req.Previous; pr != nil && pr.Username == p.Username && sameServer(*pr, p) {
+		prev = pr
 	}
+	if req.Master != nil && sameServer(*req.Master, p) {
+		if done, err := r.setSingleAsMaster(ctx, req, prev, verifier, sc); done || err != nil {
+			return err
+		}
+	}
+	// Current first: on a first attempt it is the password that works.
+	// Pending works after a crash that followed the change; Previous when
+	// Current was never the user's.
 	var authErr error
-	for _, c := range logins {
-		conn, err := r.connect(ctx, c, sc)
+	for i, c := range []*rotator.Credentials{&req.Current, &p, prev} {
+		if c == nil {
+			continue
+		}
+		conn, err := r.connect(ctx, *c, sc)
 		if rotator.KindOf(err) == rotator.KindAuth {
 			authErr = err
 			continue
@@ -208,8 +287,13 @@ func (r *Rotator) setSingle(ctx context.Context, req rotator.SetRequest, verifie
 		if err != nil {
 			return err
 		}
+		if i == 1 {
+			closeConn(conn)
+			return nil // already done
+		}
 		err = alterPassword(ctx, conn, p.Username, verifier, sc)
 		closeConn(conn)
+		r.forget(p)
 		if k := rotator.KindOf(err); err != nil && req.Master != nil && (k == rotator.KindPermission || k == rotator.KindTarget) {
 			// The user proved its password but may not change it.
 			return r.setAsMaster(ctx, p, *req.Master, verifier, sc)
@@ -221,24 +305,71 @@ func (r *Rotator) setSingle(ctx context.Context, req rotator.SetRequest, verifie
 	if errors.As(authErr, &re) {
 		cause = re.Err
 	}
+	return noPasswordWorks(p, cause)
+}
+
+func noPasswordWorks(p rotator.Credentials, cause error) error {
 	return rotator.Errorf(rotator.KindAuth, cause,
 		"none of the pending, current and previous passwords of %q logs in at %s", p.Username, where(p))
 }
 
+// setSingleAsMaster is single-user Set without logging in as the user:
+// Master (pooled) proves one of the user's passwords against the stored
+// verifier and changes the password. done is false, with no error, when
+// no password is proven that way — Master may not read verifiers (only
+// superusers may), a password cannot be checked so, or none matches (yet
+// one might log in: pg_hba.conf may trust the user) — and Set then logs in
+// as the user.
+func (r *Rotator) setSingleAsMaster(ctx context.Context, req rotator.SetRequest, prev *rotator.Credentials, verifier string, sc scrubber) (done bool, err error) {
+	p := req.Pending
+	mc, err := r.master(ctx, *req.Master, sc)
+	if err != nil {
+		// Master is optional here: the user may change its own password.
+		return false, nil
+	}
+	healthy := true
+	defer func() { mc.Release(healthy) }()
+	login, readable, err := storedPassword(ctx, mc.C, p.Username)
+	if err != nil || !readable {
+		healthy = err == nil
+		return false, nil
+	}
+	// Current first: on a first attempt it is the password that works (and
+	// the memo knows it when Rotor set it).
+	for i, c := range []*rotator.Credentials{&req.Current, &p, prev} {
+		if c == nil {
+			continue
+		}
+		if match, _ := r.matches(login, p.Username, c.Password); !match {
+			continue
+		}
+		if i == 1 {
+			return true, nil // already done
+		}
+		err := alterPassword(ctx, mc.C, p.Username, verifier, sc)
+		r.forget(p)
+		healthy = err == nil
+		return err == nil, err
+	}
+	return false, nil
+}
+
 // setAsMaster changes p's password as master.
-func (r *Rotator) setAsMaster(ctx context.Context, p, master rotator.Credentials, verifier string, sc scrubber) error {
+func (r *Rotator) setAsMaster(ctx context.Context, p, master rotator.Credentials, verifier string, sc scrubber) (err error) {
 	if !sameServer(master, p) {
 		return masterElsewhere(master, p)
 	}
-	conn, err := r.connect(ctx, master, sc)
+	mc, err := r.master(ctx, master, sc)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	return alterPassword(ctx, conn, p.Username, verifier, sc)
+	defer func() { mc.Release(err == nil) }()
+	err = alterPassword(ctx, mc.C, p.Username, verifier, sc)
+	r.forget(p)
+	return err
 }
 
-func (r *Rotator) setAlternating(ctx context.Context, req rotator.SetRequest, verifier string, sc scrubber) error {
+func (r *Rotator) setAlternating(ctx context.Context, req rotator.SetRequest, verifier string, sc scrubber) (err error) {
 	p, cur := req.Pending, req.Current
 	if req.Master == nil {
 		return rotator.Errorf(rotator.KindInvalid, nil,
@@ -262,32 +393,70 @@ func (r *Rotator) setAlternating(ctx context.Context, req rotator.SetRequest, ve
 		base, clone = p.Username, cur.Username
 	}
 
-	// Master acts only for whoever knows the current password.
+	mc, err := r.master(ctx, master, sc)
+	if err != nil {
+		return err
+	}
+	defer func() { mc.Release(err == nil) }()
+	if err := r.proveCurrent(ctx, mc.C, cur, sc); err != nil {
+		return err
+	}
+	// The pending password is set even when it already logs in (a repeated
+	// step): setting the same password again is harmless, and cheaper than
+	// a login to find out.
+	err = syncPair(ctx, mc.C, base, clone, p.Username, verifier, sc)
+	r.forget(p)
+	return err
+}
+
+// proveCurrent makes sure that whoever wrote the secret knows the current
+// password before Master acts for them: by comparing it with the stored
+// verifier when Master may read it, else (or when they differ) by logging
+// in.
+func (r *Rotator) proveCurrent(ctx context.Context, master *pgx.Conn, cur rotator.Credentials, sc scrubber) error {
+	refused := func(cause error) error {
+		return rotator.Errorf(rotator.KindAuth, cause,
+			"the current credentials of %q do not log in at %s, so the master will not act for them", cur.Username, where(cur))
+	}
+	login, readable, err := storedPassword(ctx, master, cur.Username)
+	if err != nil {
+		return sc.fail(err, "read the stored password of %q as master", cur.Username)
+	}
+	if readable {
+		if match, _ := r.matches(login, cur.Username, cur.Password); match {
+			return nil
+		}
+		// Unproven is not disproven (pg_hba.conf may trust the user): log in.
+	}
 	conn, err := r.connect(ctx, cur, sc)
 	if err != nil {
 		if rotator.KindOf(err) == rotator.KindAuth {
 			var re *rotator.Error
 			errors.As(err, &re)
-			return rotator.Errorf(rotator.KindAuth, re.Err,
-				"the current credentials of %q do not log in at %s, so the master will not act for them", cur.Username, where(cur))
+			return refused(re.Err)
 		}
 		return err
 	}
 	closeConn(conn)
+	return nil
+}
 
-	pendingWorks, err := r.canLogin(ctx, p, sc)
-	if err != nil {
-		return err
+// master returns a connection as master: an idle pooled one that logged in
+// with the same password, or a new login. Release it with
+// Release(err == nil), after any transaction ended.
+func (r *Rotator) master(ctx context.Context, m rotator.Credentials, sc scrubber) (*connpool.Conn[*pgx.Conn], error) {
+	if _, err := r.config(m); err != nil {
+		return nil, err
 	}
-	if pendingWorks {
-		verifier = "" // only re-sync
-	}
-	conn, err = r.connect(ctx, master, sc)
-	if err != nil {
-		return err
-	}
-	defer closeConn(conn)
-	return syncPair(ctx, conn, base, clone, p.Username, verifier, sc)
+	key := connpool.Key{Engine: "postgres", Host: m.Host, Port: port(m), User: m.Username, DBName: dbName(m), TLS: r.sslMode(m)}
+	return r.pool.Get(ctx, key, m.Password, func(ctx context.Context) (*pgx.Conn, error) {
+		return r.connect(ctx, m, sc)
+	})
+}
+
+// forget closes the pooled connections of c's user: its password changed.
+func (r *Rotator) forget(c rotator.Credentials) {
+	r.pool.Forget("postgres", c.Host, port(c), c.Username)
 }
 
 // syncPair, as master, makes clone a faithful alternate of base and, when
@@ -515,20 +684,6 @@ func alterPassword(ctx context.Context, q querier, user, verifier string, sc scr
 	return nil
 }
 
-// canLogin reports whether c logs in; an error other than an
-// authentication failure is returned.
-func (r *Rotator) canLogin(ctx context.Context, c rotator.Credentials, sc scrubber) (bool, error) {
-	conn, err := r.connect(ctx, c, sc)
-	if rotator.KindOf(err) == rotator.KindAuth {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	closeConn(conn)
-	return true, nil
-}
-
 var sslModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
 // connect logs in with c.
@@ -537,6 +692,7 @@ func (r *Rotator) connect(ctx context.Context, c rotator.Credentials, sc scrubbe
 	if err != nil {
 		return nil, err
 	}
+	r.logins.Add(1)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, sc.fail(err, "log in as %q at %s", c.Username, where(c))
@@ -560,28 +716,31 @@ func (r *Rotator) config(c rotator.Credentials) (*pgx.ConnConfig, error) {
 		// libpq would read a list of hosts and try each.
 		return nil, rotator.Errorf(rotator.KindInvalid, nil, "host %q names several servers; a secret names one", c.Host)
 	}
-	port := c.Port
-	if port == 0 {
-		port = defaultPort
-	}
-	if port < 0 || port > 65535 {
+	pt := port(c)
+	if pt < 0 || pt > 65535 {
 		return nil, rotator.Errorf(rotator.KindInvalid, nil, "port %d is out of range", c.Port)
 	}
-	mode := c.SSLMode
-	if mode == "" {
-		mode = r.opts.SSLMode
-	}
+	mode := r.sslMode(c)
 	if !slices.Contains(sslModes, mode) {
 		return nil, rotator.Errorf(rotator.KindInvalid, nil, "sslmode %q is not one of %s", mode, strings.Join(sslModes, ", "))
 	}
+	parseMode := mode
+	if mode == "prefer" {
+		// The TLS settings of require, negotiated by preferDial.
+		parseMode = "require"
+	}
 	db := dbName(c)
-	connString := "host=" + kvQuote(c.Host) + " port=" + strconv.Itoa(port) +
+	connString := "host=" + kvQuote(c.Host) + " port=" + strconv.Itoa(pt) +
 		" user=" + kvQuote(c.Username) + " dbname=" + kvQuote(db) +
-		" sslmode=" + mode + " target_session_attrs=any"
+		" sslmode=" + parseMode + " target_session_attrs=any"
 	cfg, err := pgx.ParseConfig(connString)
 	if err != nil {
 		// The string holds no secret, but say only what matters.
 		return nil, rotator.Errorf(rotator.KindInvalid, nil, "connection settings for %q at %s are invalid", c.Username, where(c))
+	}
+	if mode == "prefer" {
+		cfg.DialFunc = preferDial(cfg.DialFunc, cfg.TLSConfig)
+		cfg.TLSConfig, cfg.Fallbacks = nil, nil
 	}
 	cfg.User = c.Username
 	cfg.Database = db
@@ -629,25 +788,30 @@ func dbName(c rotator.Credentials) string {
 
 // where is host:port/dbname, for messages.
 func where(c rotator.Credentials) string {
-	port := c.Port
-	if port == 0 {
-		port = defaultPort
+	return c.Host + ":" + strconv.Itoa(port(c)) + "/" + dbName(c)
+}
+
+// port is c's port, or PostgreSQL's default.
+func port(c rotator.Credentials) int {
+	if c.Port == 0 {
+		return defaultPort
 	}
-	return c.Host + ":" + strconv.Itoa(port) + "/" + dbName(c)
+	return c.Port
+}
+
+// sslMode is c's sslmode, or the Rotator's default.
+func (r *Rotator) sslMode(c rotator.Credentials) string {
+	if c.SSLMode == "" {
+		return r.opts.SSLMode
+	}
+	return c.SSLMode
 }
 
 // sameServer reports whether a and b name the same host and port. Names
 // are compared as written: the master secret must name the server as the
 // secret does.
 func sameServer(a, b rotator.Credentials) bool {
-	pa, pb := a.Port, b.Port
-	if pa == 0 {
-		pa = defaultPort
-	}
-	if pb == 0 {
-		pb = defaultPort
-	}
-	return strings.EqualFold(a.Host, b.Host) && pa == pb
+	return strings.EqualFold(a.Host, b.Host) && port(a) == port(b)
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }

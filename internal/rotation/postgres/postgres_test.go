@@ -170,6 +170,23 @@ func TestConformance(t *testing.T) {
 	rotatortest.Run(t, e.harness(postgres.New(postgres.Options{SSLMode: "disable"})))
 }
 
+// A superuser master may read pg_authid: Set then proves passwords against
+// the stored verifiers instead of logging in, and must keep every promise.
+func TestConformanceSuperuserMaster(t *testing.T) {
+	e := newEnv(t, dbtest.SharedPostgres(t))
+	e.master = e.superuser()
+	r := postgres.New(postgres.Options{SSLMode: "disable"})
+	t.Cleanup(func() { r.Close() })
+	rotatortest.Run(t, e.harness(r))
+}
+
+// superuser are the server's superuser credentials, without a database.
+func (e *env) superuser() rotator.Credentials {
+	c := e.creds(e.pg.SuperUser, e.pg.SuperPassword)
+	c.DBName = ""
+	return c
+}
+
 // The alternate runs as the base role but logs in as itself; the base role
 // itself is untouched; per-role settings follow the base role.
 func TestAlternateActsAsBase(t *testing.T) {
@@ -435,8 +452,9 @@ func TestInvalidRequests(t *testing.T) {
 }
 
 // BenchmarkRotateAlternating measures one alternating rotation's Set and
-// Test against a local server: six logins (current, pending probe, master,
-// Test; each a SCRAM exchange) and the master's transaction.
+// Test against a local server, with a CREATEROLE master (as on RDS): two
+// logins (the current password proven, Test; each a SCRAM exchange) and
+// the master's transaction on its pooled connection.
 func BenchmarkRotateAlternating(b *testing.B) {
 	e := newEnv(b, dbtest.SharedPostgres(b))
 	r := postgres.New(postgres.Options{SSLMode: "disable"})
@@ -496,5 +514,183 @@ func BenchmarkTest(b *testing.B) {
 		if err := r.Test(b.Context(), rotator.TestRequest{Credentials: c}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The logins each step makes, once the master connection is pooled: Test
+// is a fresh login of its own, and Set logs in only to prove a password
+// that the master cannot check against pg_authid.
+func TestLoginsPerRotation(t *testing.T) {
+	e := newEnv(t, dbtest.SharedPostgres(t))
+	su := e.superuser()
+	for _, tc := range []struct {
+		name     string
+		strategy rotator.Strategy
+		master   *rotator.Credentials
+		wantSet  int64
+	}{
+		{"alternating, superuser master", rotator.AlternatingUsers, &su, 0},
+		{"alternating, CREATEROLE master: the current password is proven by a login", rotator.AlternatingUsers, &e.master, 1},
+		{"single user, superuser master", rotator.SingleUser, &su, 0},
+		{"single user, CREATEROLE master: the user changes its own password", rotator.SingleUser, &e.master, 1},
+		{"single user, no master", rotator.SingleUser, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := postgres.New(postgres.Options{SSLMode: "disable"})
+			defer r.Close()
+			cur := e.newLogin(t, unique("lg"))
+			var prev *rotator.Credentials
+			for i := range 4 {
+				pending := cur
+				pending.Password = rand.Text()
+				if tc.strategy == rotator.AlternatingUsers {
+					pending.Username, _ = rotator.AlternateUser(cur.Username, 63)
+				}
+				before := postgres.Logins(r)
+				req := rotator.SetRequest{Strategy: tc.strategy, Pending: pending, Current: cur, Previous: prev, Master: tc.master}
+				if err := r.Set(t.Context(), req); err != nil {
+					t.Fatalf("Set: %v", err)
+				}
+				set := postgres.Logins(r) - before
+				if err := r.Test(t.Context(), rotator.TestRequest{Credentials: pending}); err != nil {
+					t.Fatalf("Test: %v", err)
+				}
+				test := postgres.Logins(r) - before - set
+				want := tc.wantSet
+				if i == 0 && tc.master != nil {
+					want++ // the master's first login
+				}
+				if set != want || test != 1 {
+					t.Errorf("rotation %d: Set logged in %d times, Test %d; want %d and 1", i+1, set, test, want)
+				}
+				prev, cur = &cur, pending
+			}
+			if s := postgres.PoolStats(r); tc.master != nil && tc.wantSet == 0 && s.Reuses != 3 {
+				t.Errorf("pool stats %+v, want 3 reuses", s)
+			}
+		})
+	}
+}
+
+// masterSessions returns the backend pids of rotor's sessions of user.
+func (e *env) masterSessions(t *testing.T, user string) []int32 {
+	t.Helper()
+	rows, err := e.mustOpen(t, e.superuser()).Query(t.Context(),
+		"SELECT pid FROM pg_stat_activity WHERE usename = $1 AND application_name = 'rotor' ORDER BY pid", user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
+}
+
+// waitSessions waits until user has want rotor sessions: a backend ends
+// shortly after its client closes the connection.
+func (e *env) waitSessions(t *testing.T, user string, want int) []int32 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := e.masterSessions(t, user)
+		if len(pids) == want {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has rotor sessions %v, want %d", user, pids, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The master's connection is kept between calls, replaced when it broke
+// or when the master's password changed, dropped when a rotation changes
+// the master's own password, and closed by Close.
+func TestMasterConnectionPool(t *testing.T) {
+	e := newEnv(t, dbtest.SharedPostgres(t))
+	r := postgres.New(postgres.Options{SSLMode: "disable"})
+	defer r.Close()
+	cur := e.newLogin(t, unique("pool"))
+	var prev *rotator.Credentials
+	rotateOnce := func() {
+		t.Helper()
+		pending := cur
+		pending.Username, _ = rotator.AlternateUser(cur.Username, 63)
+		pending.Password = rand.Text()
+		req := rotator.SetRequest{Strategy: rotator.AlternatingUsers, Pending: pending, Current: cur, Previous: prev, Master: &e.master}
+		if err := r.Set(t.Context(), req); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		prev, cur = &cur, pending
+	}
+	master := e.master.Username
+
+	rotateOnce()
+	first := e.waitSessions(t, master, 1)
+	rotateOnce()
+	if got := e.waitSessions(t, master, 1); got[0] != first[0] {
+		t.Errorf("the master's session changed from %d to %d without reason", first[0], got[0])
+	}
+
+	t.Run("a broken connection is replaced", func(t *testing.T) {
+		e.exec(t, "", "SELECT pg_terminate_backend($1)", first[0])
+		e.waitSessions(t, master, 0)
+		rotateOnce()
+		if got := e.waitSessions(t, master, 1); got[0] == first[0] {
+			t.Error("the terminated session is still in use")
+		}
+	})
+
+	t.Run("a new master password closes the old connection", func(t *testing.T) {
+		old := e.waitSessions(t, master, 1)
+		e.master.Password = rand.Text()
+		e.exec(t, "", "ALTER ROLE "+ident(master)+" PASSWORD "+literal(e.master.Password))
+		rotateOnce()
+		if got := e.waitSessions(t, master, 1); got[0] == old[0] {
+			t.Error("the connection opened with the old password is still in use")
+		}
+	})
+
+	t.Run("rotating the master's own password drops its connection", func(t *testing.T) {
+		e.waitSessions(t, master, 1)
+		pending := e.master
+		pending.Password = rand.Text()
+		req := rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: e.master, Master: &e.master}
+		if err := r.Set(t.Context(), req); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		e.master = pending
+		e.waitSessions(t, master, 0)
+		rotateOnce()
+		e.waitSessions(t, master, 1)
+	})
+
+	t.Run("Close closes it", func(t *testing.T) {
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e.waitSessions(t, master, 0)
+		// The Rotator still works, without keeping a connection.
+		rotateOnce()
+		e.waitSessions(t, master, 0)
+	})
+}
+
+// sslmode=prefer against a server without TLS logs in on one connection
+// (see preferDial) and works.
+func TestPreferWithoutServerTLS(t *testing.T) {
+	e := newEnv(t, dbtest.SharedPostgres(t))
+	r := postgres.New(postgres.Options{})
+	defer r.Close()
+	cur := e.newLogin(t, unique("prefer"))
+	cur.SSLMode = ""
+	if err := r.Test(t.Context(), rotator.TestRequest{Credentials: cur}); err != nil {
+		t.Fatal(err)
+	}
+	e.master.SSLMode = ""
+	clone := rotate(t, r, e, cur, nil)
+	if err := r.Test(t.Context(), rotator.TestRequest{Credentials: clone}); err != nil {
+		t.Fatal(err)
 	}
 }

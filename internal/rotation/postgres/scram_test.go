@@ -272,3 +272,87 @@ func TestLiteralRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+func TestMatchesVerifier(t *testing.T) {
+	salt := []byte("0123456789abcdef")
+	scram, err := scramVerifier("right", salt, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge, _ := scramVerifier("right", salt, 2)
+	huge = strings.Replace(huge, "$2:", "$"+strconv.Itoa(maxCheckIterations+1)+":", 1)
+	md5 := "md5" + "d7a2607168e46d4c17b78c9163fde3a7" // md5("right" + "u")
+	for _, tc := range []struct {
+		name, stored, user, pw string
+		match, checkable       bool
+	}{
+		{"scram, right password", scram, "u", "right", true, true},
+		{"scram, wrong password", scram, "u", "wrong", false, true},
+		{"scram, user does not matter", scram, "other", "right", true, true},
+		{"md5, right password", md5, "u", "right", true, true},
+		{"md5, other user", md5, "v", "right", false, true},
+		{"md5, wrong password", md5, "u", "wrong", false, true},
+		{"no password", "", "u", "right", false, true},
+		{"non-ASCII password: SASLprep", scram, "u", "caf\u00e9", false, false},
+		{"too many iterations", huge, "u", "right", false, false},
+		{"malformed scram", "SCRAM-SHA-256$4096:c2FsdA==$bad", "u", "right", false, false},
+		{"unknown format", "plain:text", "u", "right", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			match, checkable := matchesVerifier(tc.stored, tc.user, tc.pw)
+			if match != tc.match || checkable != tc.checkable {
+				t.Errorf("matchesVerifier = %v, %v; want %v, %v", match, checkable, tc.match, tc.checkable)
+			}
+		})
+	}
+}
+
+// Verifiers PostgreSQL computed itself (SCRAM and MD5) are recognised by
+// storedPassword and matchesVerifier as a superuser master reads them.
+func TestStoredPasswordMatchesServer(t *testing.T) {
+	pg := dbtest.SharedPostgres(t)
+	ctx := t.Context()
+	var all strings.Builder
+	for c := byte(' '); c <= '~'; c++ {
+		all.WriteByte(c)
+	}
+	cfg, err := pgx.ParseConfig(pg.DSN(pg.SuperUser, pg.SuperPassword, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, enc := range []string{"scram-sha-256", "md5"} {
+		for i, pw := range []string{"pencil", all.String()} {
+			t.Run(enc+strconv.Itoa(i), func(t *testing.T) {
+				role := pg.CreateUser(t, "stored", "placeholder")
+				sql := "SET password_encryption = '" + enc + "'; ALTER ROLE " + ident(role) + " PASSWORD " + literal(pw)
+				if err := pg.Exec(ctx, sql); err != nil {
+					t.Fatal(err)
+				}
+				l, readable, err := storedPassword(ctx, conn, role)
+				if err != nil || !readable || !l.exists || !l.canLogin {
+					t.Fatalf("storedPassword = %+v, %v, %v", l.exists, readable, err)
+				}
+				if match, checkable := l.matches(role, pw); !match || !checkable {
+					t.Errorf("the password does not match its %s verifier: %v, %v", enc, match, checkable)
+				}
+				if match, _ := l.matches(role, pw+"x"); match {
+					t.Errorf("a wrong password matches the %s verifier", enc)
+				}
+				if err := pg.Exec(ctx, "ALTER ROLE "+ident(role)+" VALID UNTIL '2000-01-01'"); err != nil {
+					t.Fatal(err)
+				}
+				if l, _, _ := storedPassword(ctx, conn, role); l.canLogin {
+					t.Error("a role past VALID UNTIL can log in")
+				}
+			})
+		}
+	}
+	if l, readable, err := storedPassword(ctx, conn, "no such role"); err != nil || !readable || l.exists {
+		t.Errorf("storedPassword of a missing role = %+v, %v, %v", l.exists, readable, err)
+	}
+}

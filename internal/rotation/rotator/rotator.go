@@ -104,12 +104,15 @@ type TestRequest struct {
 
 // Rotator changes and checks credentials on one kind of target.
 type Rotator interface {
-	// Set makes the target accept req.Pending. If Pending already logs in
-	// (a repeated step), Set changes nothing. Single-user: log in as the
-	// user (with Pending, Current, then Previous) and change its own
-	// password. Alternating: log in with Master, create the alternate user
-	// on first use with the same privileges as Current's user, re-sync
-	// them, and set its password.
+	// Set makes the target accept req.Pending; repeating it is harmless.
+	// Single-user: prove that the secret knows the user's password
+	// (Pending, Current or Previous) — by logging in as the user, or
+	// against the stored hash through Master — and change it; if Pending
+	// is already the password, change nothing. Alternating: as Master,
+	// prove Current's password the same way, create the alternate user on
+	// first use with the same privileges as Current's user, re-sync them,
+	// and set its password. Drivers may keep Master's connections between
+	// calls, never the users' own.
 	Set(ctx context.Context, req SetRequest) error
 	// Test logs in with req.Credentials and runs a trivial query.
 	Test(ctx context.Context, req TestRequest) error
