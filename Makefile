@@ -31,9 +31,16 @@ lint:
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	staticcheck ./...
 
-# Quick benchmarks of the hot paths (see BENCHMARKS.md for the full figures).
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./internal/...
+# Quick benchmarks (about a minute): the hot-path Go benchmarks, then
+# GetSecretValue and PutSecretValue end to end against a child server, each
+# with its ceiling pass. See BENCHMARKS.md for the full figures and
+# `rotor bench --help` for rotate and scale.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./internal/keyring ./internal/auth ./internal/auth/policy ./internal/awsapi ./internal/metrics ./internal/ratelimit ./client
+	$(GO) test -run '^$$' -bench 'VersionByStage|Write' -benchmem -benchtime 500x ./internal/store/sqlite
+	$(GO) test -run '^$$' -bench 'GetSecretValue' -benchtime 3000x ./internal/server
+	./$(BIN) bench get --duration 5s
+	./$(BIN) bench put --duration 5s
 
 clean:
 	rm -rf bin

@@ -58,5 +58,6 @@ func newRootCmd(e *env) *cobra.Command {
 	root.AddCommand(newPolicyCmd(e))
 	root.AddCommand(newAuditCmd(e))
 	root.AddCommand(newEventsCmd(e))
+	root.AddCommand(newBenchCmd(e))
 	return root
 }

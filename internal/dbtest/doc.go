@@ -18,6 +18,15 @@
 // unique within the server; nothing is dropped afterwards, because the server
 // is discarded with the binary.
 //
+// A caller that is not a test (rotor bench rotate) uses
+// [StartPostgresServer] and [StartMariaDBServer], which take a context and
+// return an error, closes the server with [Postgres.Close] or
+// [MariaDB.Close], and creates users with CreateUserContext. The testing.TB
+// functions are thin wrappers around the same code. The package still
+// imports "testing" (Main, the TB helpers), which costs a non-test binary
+// nothing but a few kilobytes: the testing flags are only registered by a
+// test binary's testing.Init.
+//
 // Each server listens on 127.0.0.1 on a free port (never the system services'
 // 5432 or 3306), keeps its data, sockets and log in a fresh temporary directory
 // and is tuned for speed, not durability (fsync off). PostgreSQL authenticates
@@ -53,10 +62,11 @@
 //
 // # Processes
 //
-// Servers are child processes of the test binary. They are stopped on cleanup
-// (PostgreSQL fast shutdown, MariaDB SIGTERM; SIGKILL after a bound) and carry
-// a parent-death signal, so a test binary that crashes does not leave them
-// running; only its temporary directory (named rotor-dbtest-*) remains.
+// Servers are child processes of the test binary (or of rotor bench). They
+// are stopped on cleanup or Close (PostgreSQL fast shutdown, MariaDB SIGTERM;
+// SIGKILL after a bound) and carry a parent-death signal, so a process that
+// crashes does not leave them running; only its temporary directory (named
+// rotor-dbtest-*) remains.
 //
 // # Concurrency
 //

@@ -56,7 +56,7 @@ type MariaDB struct {
 // stopped and its directory deleted when the test ends.
 func StartMariaDB(t testing.TB) *MariaDB {
 	t.Helper()
-	m, timing, err := openMariaDB(false)
+	m, timing, err := openMariaDB(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +71,19 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	t.Logf("dbtest: mariadb %s on %s:%d (%s)", m.Version, m.Host, m.Port, timing)
 	return m
 }
+
+// StartMariaDBServer starts a MariaDB server for a caller that is not a test
+// (rotor bench): it returns the error instead of failing a test, and the
+// caller must Close the server. ctx bounds the start.
+func StartMariaDBServer(ctx context.Context) (*MariaDB, error) {
+	m, _, err := openMariaDB(ctx, false)
+	return m, err
+}
+
+// Close stops a server started by StartMariaDBServer and deletes its
+// directory. Servers from StartMariaDB and SharedMariaDB are closed by their
+// tests.
+func (m *MariaDB) Close() error { return m.close() }
 
 // mariadbTuning are the server options for both mariadb-install-db (which
 // passes them on) and mariadbd: small, fast, not durable.
@@ -102,7 +115,7 @@ GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 
 // openMariaDB initialises a data directory in a fresh directory and starts
 // the server. On error nothing is left behind.
-func openMariaDB(shared bool) (_ *MariaDB, timing string, err error) {
+func openMariaDB(ctx context.Context, shared bool) (_ *MariaDB, timing string, err error) {
 	server, install, err := findMariaDB()
 	if err != nil {
 		return nil, "", err
@@ -160,9 +173,12 @@ func openMariaDB(shared bool) (_ *MariaDB, timing string, err error) {
 		return nil, "", fmt.Errorf("dbtest: mariadb: %v", err)
 	}
 	installDB := time.Since(t0)
+	if err := ctx.Err(); err != nil {
+		return nil, "", fmt.Errorf("dbtest: mariadb: %w", err)
+	}
 
 	t1 := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), readyBound)
+	ctx, cancel := context.WithTimeout(ctx, readyBound)
 	defer cancel()
 	if err := startOnFreePort(ctx, "mariadb", &m.Port, m.start, m.checkRefusesWrongPassword); err != nil {
 		return nil, "", err
@@ -376,11 +392,29 @@ func (m *MariaDB) CreateUser(t testing.TB, prefix, password string) string {
 // server's unix socket.
 func (m *MariaDB) CreateUserAt(t testing.TB, prefix, host, password string) string {
 	t.Helper()
-	name := uniqueName(t, prefix, &m.seq, 128)
-	if err := m.Exec(t.Context(), "CREATE USER ?@? IDENTIFIED BY ?", name, host, password); err != nil {
-		t.Fatalf("dbtest: create user %q@%q: %v", name, host, err)
+	name, err := m.CreateUserAtContext(t.Context(), prefix, host, password)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return name
+}
+
+// CreateUserContext is CreateUser for callers that are not tests: it
+// returns the error instead of failing a test.
+func (m *MariaDB) CreateUserContext(ctx context.Context, prefix, password string) (string, error) {
+	return m.CreateUserAtContext(ctx, prefix, "%", password)
+}
+
+// CreateUserAtContext is CreateUserAt for callers that are not tests.
+func (m *MariaDB) CreateUserAtContext(ctx context.Context, prefix, host, password string) (string, error) {
+	name, err := nextName(prefix, &m.seq, 128)
+	if err != nil {
+		return "", err
+	}
+	if err := m.Exec(ctx, "CREATE USER ?@? IDENTIFIED BY ?", name, host, password); err != nil {
+		return "", fmt.Errorf("dbtest: create user %q@%q: %w", name, host, err)
+	}
+	return name, nil
 }
 
 // quoteIdent quotes a MariaDB identifier.

@@ -47,7 +47,7 @@ type Postgres struct {
 // stopped and its directory deleted when the test ends.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	p, timing, err := openPostgres(false)
+	p, timing, err := openPostgres(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +63,19 @@ func StartPostgres(t testing.TB) *Postgres {
 	return p
 }
 
+// StartPostgresServer starts a PostgreSQL server for a caller that is not a
+// test (rotor bench): it returns the error instead of failing a test, and
+// the caller must Close the server. ctx bounds the start.
+func StartPostgresServer(ctx context.Context) (*Postgres, error) {
+	p, _, err := openPostgres(ctx, false)
+	return p, err
+}
+
+// Close stops a server started by StartPostgresServer and deletes its
+// directory. Servers from StartPostgres and SharedPostgres are closed by
+// their tests.
+func (p *Postgres) Close() error { return p.close() }
+
 // pgHBA is the whole pg_hba.conf: password authentication everywhere.
 const pgHBA = `# Written by rotor's dbtest: every connection proves its password.
 local all all scram-sha-256
@@ -71,7 +84,7 @@ host  all all 127.0.0.1/32 scram-sha-256
 
 // openPostgres initialises a cluster in a fresh directory and starts it. On
 // error nothing is left behind.
-func openPostgres(shared bool) (_ *Postgres, timing string, err error) {
+func openPostgres(ctx context.Context, shared bool) (_ *Postgres, timing string, err error) {
 	bin, err := findPostgres()
 	if err != nil {
 		return nil, "", err
@@ -123,9 +136,12 @@ func openPostgres(shared bool) (_ *Postgres, timing string, err error) {
 		return nil, "", fmt.Errorf("dbtest: postgres: %v", err)
 	}
 	initdb := time.Since(t0)
+	if err := ctx.Err(); err != nil {
+		return nil, "", fmt.Errorf("dbtest: postgres: %w", err)
+	}
 
 	t1 := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), readyBound)
+	ctx, cancel := context.WithTimeout(ctx, readyBound)
 	defer cancel()
 	if err := startOnFreePort(ctx, "postgres", &p.Port, p.start, p.checkRefusesWrongPassword); err != nil {
 		return nil, "", err
@@ -317,12 +333,25 @@ func (p *Postgres) CreateDatabase(t testing.TB, prefix string) string {
 // underscore and a number unique within the server.
 func (p *Postgres) CreateUser(t testing.TB, prefix, password string) string {
 	t.Helper()
-	name := uniqueName(t, prefix, &p.seq, 63)
-	sql := "CREATE ROLE " + pgx.Identifier{name}.Sanitize() + " LOGIN PASSWORD " + quoteLiteral(password)
-	if err := p.Exec(t.Context(), sql); err != nil {
-		t.Fatalf("dbtest: create role %q: %v", name, err)
+	name, err := p.CreateUserContext(t.Context(), prefix, password)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return name
+}
+
+// CreateUserContext is CreateUser for callers that are not tests: it
+// returns the error instead of failing a test.
+func (p *Postgres) CreateUserContext(ctx context.Context, prefix, password string) (string, error) {
+	name, err := nextName(prefix, &p.seq, 63)
+	if err != nil {
+		return "", err
+	}
+	sql := "CREATE ROLE " + pgx.Identifier{name}.Sanitize() + " LOGIN PASSWORD " + quoteLiteral(password)
+	if err := p.Exec(ctx, sql); err != nil {
+		return "", fmt.Errorf("dbtest: create role %q: %w", name, err)
+	}
+	return name, nil
 }
 
 // quoteLiteral quotes s as a PostgreSQL string literal; the server runs with
@@ -334,12 +363,21 @@ func quoteLiteral(s string) string {
 // uniqueName returns prefix_N, failing the test if it exceeds max bytes.
 func uniqueName(t testing.TB, prefix string, seq *atomic.Uint64, max int) string {
 	t.Helper()
+	name, err := nextName(prefix, seq, max)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// nextName returns prefix_N, or an error if it exceeds max bytes.
+func nextName(prefix string, seq *atomic.Uint64, max int) (string, error) {
 	if prefix == "" {
 		prefix = "dbtest"
 	}
 	name := prefix + "_" + strconv.FormatUint(seq.Add(1), 10)
 	if len(name) > max {
-		t.Fatalf("dbtest: name %q is longer than the server's limit of %d bytes; use a shorter prefix", name, max)
+		return "", fmt.Errorf("dbtest: name %q is longer than the server's limit of %d bytes; use a shorter prefix", name, max)
 	}
-	return name
+	return name, nil
 }

@@ -1,6 +1,7 @@
 package dbtest
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -69,7 +70,7 @@ func SharedPostgres(t testing.TB) *Postgres {
 	sharedPG.Lock()
 	defer sharedPG.Unlock()
 	if sharedPG.srv == nil && sharedPG.err == nil {
-		p, timing, err := openPostgres(true)
+		p, timing, err := openPostgres(context.Background(), true)
 		if err != nil {
 			sharedPG.err = err
 		} else {
@@ -95,7 +96,7 @@ func SharedMariaDB(t testing.TB) *MariaDB {
 	sharedMariaDB.Lock()
 	defer sharedMariaDB.Unlock()
 	if sharedMariaDB.srv == nil && sharedMariaDB.err == nil {
-		m, timing, err := openMariaDB(true)
+		m, timing, err := openMariaDB(context.Background(), true)
 		if err != nil {
 			sharedMariaDB.err = err
 		} else {
