@@ -386,7 +386,11 @@ func TestWebhookDelivery(t *testing.T) {
 		created := createString(t, c, name, "first")
 		put := putString(t, c, name, "second")
 
-		p := waitBacklog(t, srv, "two parked events", func(p parked) bool { return p.Parked == 2 && p.Pending == 0 })
+		// The list and the counts are read one after the other: wait until
+		// both show the second event parked.
+		p := waitBacklog(t, srv, "two parked events", func(p parked) bool {
+			return p.Parked == 2 && p.Pending == 0 && len(p.Events) == 2
+		})
 		if len(p.Events) != 2 {
 			t.Fatalf("rotor.ListParkedEvents lists %d events, says %d parked", len(p.Events), p.Parked)
 		}
