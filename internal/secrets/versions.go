@@ -366,6 +366,15 @@ func (s *Service) attach(ctx context.Context, tx store.Tx, secretARN, stage, ver
 // purgeDeprecated deletes the oldest unlabelled versions beyond 100, sparing
 // those younger than 24 hours; if that is not enough the write is refused.
 func (s *Service) purgeDeprecated(ctx context.Context, tx store.Tx, secretARN string) error {
+	// Counting is cheap; listing every version with its labels is not, and
+	// nearly every call has nothing to purge.
+	n, err := tx.VersionCount(ctx, secretARN)
+	if err != nil {
+		return internal("count versions", err)
+	}
+	if n <= maxDeprecated {
+		return nil
+	}
 	vers, err := tx.Versions(ctx, secretARN)
 	if err != nil {
 		return internal("list versions", err)

@@ -96,6 +96,8 @@ type Tx interface {
 	// Versions returns every version of the secret, oldest first, with
 	// Stages filled and without Sealed (metadata only).
 	Versions(ctx context.Context, arn string) ([]Version, error)
+	// VersionCount returns how many versions the secret has.
+	VersionCount(ctx context.Context, arn string) (int, error)
 	// Version returns one version with its Sealed value and Stages.
 	Version(ctx context.Context, arn, versionID string) (Version, error)
 	// VersionByStage returns the version carrying the staging label, with

@@ -32,11 +32,22 @@ const (
 		WHERE u.user_name = ? ORDER BY p.name`
 	qPolicyUsers = `SELECT user_name FROM user_policies WHERE policy_name = ? ORDER BY user_name`
 
+	qVersionCount = `SELECT count(*) FROM versions WHERE secret_arn = ?`
+
 	qSecretStats = `SELECT coalesce(sum(deleted_ms = 0), 0), coalesce(sum(deleted_ms <> 0), 0),
 		coalesce(sum(deleted_ms = 0 AND rotation_enabled = 1), 0),
 		coalesce(sum(deleted_ms = 0 AND rotation_enabled = 1 AND next_rotation_ms <> 0 AND next_rotation_ms < ?), 0)
 		FROM secrets`
 )
+
+// VersionCount counts the versions of the secret arn.
+func (t *txn) VersionCount(ctx context.Context, arn string) (int, error) {
+	return queryOne(ctx, t, "count versions", qVersionCount, func(sc scanner) (int, error) {
+		var n int
+		err := sc.Scan(&n)
+		return n, err
+	}, arn)
+}
 
 // SecretStats counts secrets by state.
 func (t *txn) SecretStats(ctx context.Context, now time.Time) (store.SecretStats, error) {

@@ -73,6 +73,27 @@ func (h harness) testVersions(t *testing.T) {
 		checkVersion(t, mustVersion(t, s, b.ARN, "same-token"), vb, true)
 	})
 
+	t.Run("VersionCount", func(t *testing.T) {
+		s := h.fresh(t)
+		a, b := newSecret("a"), newSecret("b")
+		createSecrets(t, s, a, b)
+		createVersions(t, s, newVersion(a.ARN, "v1", t0), newVersion(a.ARN, "v2", t0), newVersion(b.ARN, "v1", t0))
+		var na, nb, nx int
+		mustRead(t, s, func(tx store.Tx) (err error) {
+			if na, err = tx.VersionCount(t.Context(), a.ARN); err != nil {
+				return err
+			}
+			if nb, err = tx.VersionCount(t.Context(), b.ARN); err != nil {
+				return err
+			}
+			nx, err = tx.VersionCount(t.Context(), arnOf("absent"))
+			return err
+		})
+		if na != 2 || nb != 1 || nx != 0 {
+			t.Errorf("VersionCount = %d, %d, %d; want 2, 1, 0", na, nb, nx)
+		}
+	})
+
 	t.Run("CreateForMissingSecretIsNotFound", func(t *testing.T) {
 		s := h.fresh(t)
 		err := s.Write(t.Context(), func(tx store.Tx) error {
