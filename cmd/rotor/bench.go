@@ -52,9 +52,10 @@ func newBenchAPICmd(e *env, mode string) *cobra.Command {
 		short = "Measure PutSecretValue (durable writes), round robin over the secrets"
 	}
 	var (
-		asJSON   bool
-		duration = time.Duration(o.Duration)
-		conn     connFlags
+		asJSON      bool
+		duration    = time.Duration(o.Duration)
+		conn        connFlags
+		serverFlags []string
 	)
 	cmd := &cobra.Command{
 		Use:   mode,
@@ -77,7 +78,7 @@ func newBenchAPICmd(e *env, mode string) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("find rotor's executable to start a server: %w", err)
 				}
-				o.Target = bench.Target{Executable: exe}
+				o.Target = bench.Target{Executable: exe, ServerFlags: serverFlags}
 			}
 			p := newProgress(e.stderr)
 			o.Progress = p.update
@@ -109,6 +110,7 @@ func newBenchAPICmd(e *env, mode string) *cobra.Command {
 	f.StringVar(&conn.endpointURL, "endpoint", "", "measure the server at this `URL` instead of starting one")
 	f.StringVar(&conn.region, "region", "", "region of --endpoint's signatures (default: AWS_REGION, the profile's, or us-east-1)")
 	f.StringVar(&conn.profile, "profile", "", "profile whose credentials sign --endpoint's requests")
+	f.StringArrayVar(&serverFlags, "server-flag", nil, "a `flag` for the server the benchmark starts, e.g. --server-flag=--audit-sync-interval=10ms (repeatable)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +30,9 @@ type Target struct {
 	Region      string
 	Credentials aws.CredentialsProvider
 	Executable  string
+	// ServerFlags are added to the child server's command line (e.g.
+	// --audit-sync-interval 10ms).
+	ServerFlags []string
 }
 
 // APIOptions configure get and put.
@@ -140,14 +144,14 @@ func runAPI(ctx context.Context, mode string, o APIOptions) (_ *APIResult, err e
 	endpoint, region, creds := o.Target.Endpoint, o.Target.Region, o.Target.Credentials
 	var child *Child
 	if endpoint == "" {
-		res.Options.ServerFlags = serverFlags
+		res.Options.ServerFlags = append(slices.Clip(serverFlags), o.Target.ServerFlags...)
 		report(o.Progress, "start server")
 		var dir string
 		if dir, err = os.MkdirTemp("", "rotor-bench-"); err != nil {
 			return nil, err
 		}
 		defer removeAll(dir, &err)
-		child, err = StartChild(ctx, o.Target.Executable, dir)
+		child, err = StartChild(ctx, o.Target.Executable, dir, o.Target.ServerFlags...)
 		if err != nil {
 			return nil, err
 		}

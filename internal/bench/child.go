@@ -51,21 +51,22 @@ type Child struct {
 }
 
 // StartChild starts `exe server` on dataDir, listening on a free loopback
-// port, with a newly generated root access key, and waits until it is ready.
+// port, with a newly generated root access key and the extra flags, and
+// waits until it is ready.
 // exe is rotor's binary (os.Executable()). The child is in its own process
 // group, so a Ctrl-C at the terminal reaches the benchmark, which stops it
 // in order; it is killed if the benchmark dies (parent-death signal, which
 // Linux sends when the thread that started the child exits: the Go runtime
 // keeps its threads for the life of the process unless a goroutine locked
 // to one exits, and the benchmark locks none).
-func StartChild(ctx context.Context, exe, dataDir string) (*Child, error) {
+func StartChild(ctx context.Context, exe, dataDir string, extra ...string) (*Child, error) {
 	id, secret, err := auth.GenerateKeyPair()
 	if err != nil {
 		return nil, err
 	}
 	var lastErr error
 	for range startTries {
-		c, inUse, err := startChild(ctx, exe, dataDir, id, secret)
+		c, inUse, err := startChild(ctx, exe, dataDir, id, secret, extra)
 		if err == nil {
 			return c, nil
 		}
@@ -77,13 +78,13 @@ func StartChild(ctx context.Context, exe, dataDir string) (*Child, error) {
 	return nil, lastErr
 }
 
-func startChild(ctx context.Context, exe, dataDir, id, secret string) (_ *Child, inUse bool, err error) {
+func startChild(ctx context.Context, exe, dataDir, id, secret string, extra []string) (_ *Child, inUse bool, err error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, false, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir}, serverFlags...)
+	args := append(append([]string{"server", "--listen", addr, "--data-dir", dataDir}, serverFlags...), extra...)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(childEnviron(os.Environ()),
 		"ROTOR_ROOT_ACCESS_KEY_ID="+id, "ROTOR_ROOT_SECRET_ACCESS_KEY="+secret)
