@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/rotor-secrets/rotor/internal/auth"
+	"github.com/rotor-secrets/rotor/internal/dbtest"
 )
 
 // Bounds of the child server's life.
@@ -79,7 +80,7 @@ func StartChild(ctx context.Context, exe, dataDir string, extra ...string) (*Chi
 }
 
 func startChild(ctx context.Context, exe, dataDir, id, secret string, extra []string) (_ *Child, inUse bool, err error) {
-	port, err := freePort()
+	port, err := dbtest.FreePort()
 	if err != nil {
 		return nil, false, err
 	}
@@ -207,16 +208,6 @@ func childEnviron(environ []string) []string {
 		}
 	}
 	return out
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tailBuffer keeps the last max bytes written to it.

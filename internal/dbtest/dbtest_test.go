@@ -451,9 +451,9 @@ func TestPortCollision(t *testing.T) {
 		if picks.Add(1) == 1 {
 			return takenPort, nil
 		}
-		return freePort()
+		return FreePort()
 	}
-	defer func() { pickPort = freePort }()
+	defer func() { pickPort = FreePort }()
 
 	p := StartPostgres(t)
 	if got := picks.Load(); got != 2 || p.Port == takenPort {

@@ -121,10 +121,10 @@ func randomPassword() string {
 
 // pickPort chooses the port of a first start; tests replace it to force a
 // collision.
-var pickPort = freePort
+var pickPort = FreePort
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
