@@ -19,6 +19,18 @@
 // The data key's additional data is "rotor/dk/1" || key id || aad; the value's
 // is "rotor/v/1" || aad.
 //
+// Master key versions. A keyring holds several master keys; one is current
+// (Seal wraps with it), the others only open. Rewrap moves an envelope's
+// data key from the master key recorded in it to the current one without
+// touching the value ciphertext: constant work whatever the value's size,
+// and the result is an ordinary version-1 envelope. Add, SetCurrent and
+// Remove change the set at run time (internal/keys drives them).
+//
+// Versions are stored wrapped by a root key (WrapMasterKey,
+// UnwrapMasterKey): AES-256-GCM, 12-byte nonce || ciphertext+tag, with
+// additional data "rotor/master-key/" || version id, so a wrapped version
+// cannot be passed off as another.
+//
 // A Keyring is safe for concurrent use.
 package keyring
 
@@ -83,11 +95,8 @@ type Keyring struct {
 func New(current MasterKey, others ...MasterKey) (*Keyring, error) {
 	k := &Keyring{current: current.ID, aeads: make(map[string]cipher.AEAD)}
 	for _, mk := range append([]MasterKey{current}, others...) {
-		if len(mk.Key) != keySize {
-			return nil, fmt.Errorf("master key %s: want %d bytes, have %d", mk.ID, keySize, len(mk.Key))
-		}
-		if mk.ID == "" || len(mk.ID) > 255 {
-			return nil, fmt.Errorf("master key id %q: want 1-255 characters", mk.ID)
+		if err := checkMasterKey(mk); err != nil {
+			return nil, err
 		}
 		a, err := newAEAD(mk.Key)
 		if err != nil {
@@ -103,6 +112,65 @@ func (k *Keyring) CurrentKeyID() string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.current
+}
+
+// Add makes mk available for opening (and for SetCurrent). Adding a key
+// id the keyring has already is a no-op.
+func (k *Keyring) Add(mk MasterKey) error {
+	if err := checkMasterKey(mk); err != nil {
+		return err
+	}
+	a, err := newAEAD(mk.Key)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.aeads[mk.ID]; !ok {
+		k.aeads[mk.ID] = a
+	}
+	return nil
+}
+
+// SetCurrent makes the key id, which the keyring must hold, the one Seal
+// and Rewrap wrap data keys with from now on.
+func (k *Keyring) SetCurrent(id string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.aeads[id] == nil {
+		return fmt.Errorf("keyring: no master key %s", id)
+	}
+	k.current = id
+	return nil
+}
+
+// Remove forgets the key id: envelopes under it no longer open. The
+// current key cannot be removed.
+func (k *Keyring) Remove(id string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if id == k.current {
+		return fmt.Errorf("keyring: master key %s is current", id)
+	}
+	delete(k.aeads, id)
+	return nil
+}
+
+// Has reports whether the keyring holds the key id.
+func (k *Keyring) Has(id string) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.aeads[id] != nil
+}
+
+func checkMasterKey(mk MasterKey) error {
+	if len(mk.Key) != keySize {
+		return fmt.Errorf("master key %s: want %d bytes, have %d", mk.ID, keySize, len(mk.Key))
+	}
+	if mk.ID == "" || len(mk.ID) > 255 {
+		return fmt.Errorf("master key id %q: want 1-255 characters", mk.ID)
+	}
+	return nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
@@ -171,6 +239,83 @@ func (k *Keyring) Open(sealed, aad []byte) ([]byte, error) {
 	}
 	return pt, nil
 }
+
+// Rewrap returns the envelope sealed with aad re-wrapped under the current
+// master key, and that key's id: the data key is unwrapped with the key the
+// envelope records and wrapped again with a fresh nonce; the value's nonce
+// and ciphertext are kept byte for byte and not decrypted (a tampered
+// value fails at Open as before). An envelope already under the
+// current key is returned as it is. ErrDecrypt when the envelope does not
+// open with aad, is malformed, or names a key the keyring does not hold.
+func (k *Keyring) Rewrap(sealed, aad []byte) ([]byte, string, error) {
+	id, rest, ok := parseHeader(sealed)
+	if !ok || len(rest) < nonceLen+keySize+tagLen+nonceLen+tagLen {
+		return nil, "", ErrDecrypt
+	}
+	k.mu.RLock()
+	old, cur, master := k.aeads[id], k.current, k.aeads[k.current]
+	k.mu.RUnlock()
+	if old == nil {
+		return nil, "", ErrDecrypt
+	}
+	dkNonce, wrapped, value := rest[:nonceLen], rest[nonceLen:nonceLen+keySize+tagLen], rest[nonceLen+keySize+tagLen:]
+	var dkBuf [keySize]byte
+	dk, err := old.Open(dkBuf[:0], dkNonce, wrapped, dataKeyAD(id, aad))
+	if err != nil {
+		return nil, "", ErrDecrypt
+	}
+	defer clear(dkBuf[:])
+	if id == cur {
+		return sealed, id, nil
+	}
+	var nonce [nonceLen]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, "", fmt.Errorf("rewrap: random: %w", err)
+	}
+	out := make([]byte, 0, 2+len(cur)+nonceLen+keySize+tagLen+len(value))
+	out = append(out, formatV1, byte(len(cur)))
+	out = append(out, cur...)
+	out = append(out, nonce[:]...)
+	out = master.Seal(out, nonce[:], dk, dataKeyAD(cur, aad))
+	out = append(out, value...)
+	return out, cur, nil
+}
+
+// WrapMasterKey encrypts mk's material under root, bound to mk.ID.
+func WrapMasterKey(root, mk MasterKey) ([]byte, error) {
+	if err := checkMasterKey(mk); err != nil {
+		return nil, err
+	}
+	a, err := newAEAD(root.Key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, nonceLen, nonceLen+keySize+tagLen)
+	if _, err := rand.Read(out); err != nil {
+		return nil, fmt.Errorf("wrap master key: random: %w", err)
+	}
+	return a.Seal(out, out[:nonceLen], mk.Key, masterKeyAD(mk.ID)), nil
+}
+
+// UnwrapMasterKey decrypts the version id wrapped by WrapMasterKey under
+// root. ErrDecrypt when root is not the key it was wrapped with, or the
+// bytes or the id do not match.
+func UnwrapMasterKey(root MasterKey, id string, wrapped []byte) (MasterKey, error) {
+	if len(wrapped) != nonceLen+keySize+tagLen {
+		return MasterKey{}, ErrDecrypt
+	}
+	a, err := newAEAD(root.Key)
+	if err != nil {
+		return MasterKey{}, err
+	}
+	key, err := a.Open(nil, wrapped[:nonceLen], wrapped[nonceLen:], masterKeyAD(id))
+	if err != nil {
+		return MasterKey{}, ErrDecrypt
+	}
+	return MasterKey{ID: id, Key: key}, nil
+}
+
+func masterKeyAD(id string) []byte { return []byte("rotor/master-key/" + id) }
 
 // KeyIDOf returns the master key id recorded in an envelope.
 func KeyIDOf(sealed []byte) (string, bool) {
