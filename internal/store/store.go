@@ -177,6 +177,24 @@ type Tx interface {
 	// OutboxCounts returns how many entries are pending and parked.
 	OutboxCounts(ctx context.Context) (pending, parked int, err error)
 
+	// AllAccessKeys returns up to limit access keys by id, strictly after
+	// after (every principal's), for re-wrapping their sealed secrets.
+	AllAccessKeys(ctx context.Context, after string, limit int) ([]AccessKey, error)
+
+	// MasterKeys returns every master key version, oldest first (by
+	// CreatedAt, then ID).
+	MasterKeys(ctx context.Context) ([]MasterKeyVersion, error)
+	// PutMasterKey inserts or replaces a master key version.
+	PutMasterKey(ctx context.Context, k MasterKeyVersion) error
+	// SealedVersionsNotUnder returns up to limit versions that have a value
+	// (Sealed not nil) whose KeyID is not keyID, ordered by (SecretARN,
+	// VersionID) byte-wise and starting strictly after (afterARN,
+	// afterVersionID): a resumable scan for re-wrapping. Stages are not
+	// filled.
+	SealedVersionsNotUnder(ctx context.Context, keyID, afterARN, afterVersionID string, limit int) ([]Version, error)
+	// KeyUsage counts the versions that have a value by KeyID.
+	KeyUsage(ctx context.Context) (map[string]int, error)
+
 	// Meta returns a value from the metadata table (schema facts, key
 	// checks); ErrNotFound if the key is absent.
 	Meta(ctx context.Context, key string) (string, error)
@@ -273,6 +291,30 @@ type AccessKey struct {
 	Active       bool
 	CreatedAt    time.Time
 }
+
+// MasterKeyVersion is one version of the master key, stored wrapped by the
+// root key (internal/keys). The store keeps Wrapped opaque.
+type MasterKeyVersion struct {
+	ID string
+	// Wrapped is the key material wrapped by the root key; nil for the root
+	// key itself (which lives outside the store) and once destroyed.
+	Wrapped   []byte
+	State     KeyState
+	CreatedAt time.Time // zero for the root key
+	RetiredAt time.Time // zero unless retired or destroyed
+}
+
+// KeyState is a master key version's life-cycle state.
+type KeyState string
+
+// The states of a master key version: exactly one is current (new data
+// keys are wrapped with it); retired ones still open what they wrapped
+// until it is re-wrapped; destroyed ones are gone.
+const (
+	KeyCurrent   KeyState = "current"
+	KeyRetired   KeyState = "retired"
+	KeyDestroyed KeyState = "destroyed"
+)
 
 // User is a principal other than root: arn:aws:iam::ACCOUNT:user/NAME.
 type User struct {

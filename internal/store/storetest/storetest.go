@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Outbox", h.testOutbox)
 	t.Run("SecretStats", h.testSecretStats)
 	t.Run("Meta", h.testMeta)
+	t.Run("MasterKeys", h.testMasterKeys)
 	t.Run("Transactions", h.testTransactions)
 	t.Run("Concurrency", h.testConcurrency)
 	t.Run("ConcurrentWrites", h.testConcurrentWrites)

@@ -1,0 +1,4 @@
+package sqlite
+
+// Migrations is the schema of each migration, in order.
+var Migrations = migrations
