@@ -58,6 +58,8 @@ func newRootCmd(e *env) *cobra.Command {
 	root.AddCommand(newPolicyCmd(e))
 	root.AddCommand(newAuditCmd(e))
 	root.AddCommand(newEventsCmd(e))
+	root.AddCommand(newMasterKeyCmd(e))
 	root.AddCommand(newBenchCmd(e))
+	root.AddCommand(newUnsealCmd(e))
 	return root
 }

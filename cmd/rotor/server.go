@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +33,14 @@ ROTOR_ROOT_SECRET_ACCESS_KEY set the root access key explicitly.
 
 Webhooks (--webhook NAME=URL, repeatable) receive rotation and label events
 as EventBridge JSON, signed with HMAC-SHA256 under ROTOR_WEBHOOK_SECRET
-(an environment variable only, so that it never shows in a process list).`,
+(an environment variable only, so that it never shows in a process list).
+
+The master key comes from <data-dir>/master.key (--master-key-source file,
+created on first start), from ROTOR_MASTER_KEY (env: the key file's base64,
+never written to disk), or from <data-dir>/master.seal opened with a
+passphrase (passphrase: Argon2id). With a passphrase and no
+--passphrase-file the server starts sealed: it answers /healthz, /readyz
+(503) and rotor unseal only, until ` + "`rotor unseal`" + ` gives the passphrase.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd.Flags(), e.getenv); err != nil {
@@ -40,8 +48,17 @@ as EventBridge JSON, signed with HMAC-SHA256 under ROTOR_WEBHOOK_SECRET
 			}
 			cfg.RootAccessKeyID = e.getenv("ROTOR_ROOT_ACCESS_KEY_ID")
 			cfg.RootSecretAccessKey = e.getenv("ROTOR_ROOT_SECRET_ACCESS_KEY")
+			cfg.MasterKey = e.getenv("ROTOR_MASTER_KEY")
 			// Test hook for crash-resume tests: never set in production.
 			cfg.Rotation.CrashAfterStep = e.getenv("ROTOR_TEST_CRASH_AFTER_STEP")
+			// Test hooks that slow the master key re-wrap down: never set in
+			// production.
+			if n, err := strconv.Atoi(e.getenv("ROTOR_TEST_REWRAP_BATCH")); err == nil && n > 0 {
+				cfg.Keys.RewrapBatch = n
+			}
+			if d, err := time.ParseDuration(e.getenv("ROTOR_TEST_REWRAP_DELAY")); err == nil && d > 0 {
+				cfg.Keys.RewrapDelay = d
+			}
 			log, err := newLogger(e.stderr, logFormat, logLevel)
 			if err != nil {
 				return usageError(err)
@@ -79,6 +96,10 @@ as EventBridge JSON, signed with HMAC-SHA256 under ROTOR_WEBHOOK_SECRET
 	f.IntVar(&cfg.WebhookMaxAttempts, "webhook-max-attempts", 10, "deliveries of an event tried before it is parked")
 	f.DurationVar(&cfg.WebhookRetryBase, "webhook-retry-base", time.Second, "first retry delay of a failed delivery (doubles up to 5m)")
 	f.BoolVar(&cfg.NoMetrics, "no-metrics", false, "do not serve GET /metrics")
+	f.StringVar(&cfg.MasterKeySource, "master-key-source", server.KeySourceFile,
+		"where the master key comes from: file (<data-dir>/master.key), env (ROTOR_MASTER_KEY) or passphrase (<data-dir>/master.seal)")
+	f.StringVar(&cfg.PassphraseFile, "passphrase-file", "",
+		"with --master-key-source passphrase: unseal at start with the passphrase in `FILE` (otherwise start sealed; see rotor unseal)")
 	f.DurationVar(&cfg.AuditSyncEvery, "audit-sync-interval", 0,
 		"fsync the audit log at most this often instead of before every answer (0: every answer; records are always written before it)")
 	return cmd

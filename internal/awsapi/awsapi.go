@@ -108,6 +108,9 @@ type Config struct {
 	// Webhooks serves rotor.ListParkedEvents and rotor.RedriveEvent. Nil:
 	// not served.
 	Webhooks WebhookAdmin
+	// Keys serves rotor.RotateMasterKey and rotor.GetMasterKeyStatus. Nil:
+	// not served.
+	Keys KeyAdmin
 
 	// Events is the hub rotor.SubscribeLabelChanges streams from. Nil: the
 	// operation is not served (UnknownOperationException).
@@ -139,6 +142,7 @@ type Handler struct {
 	limiter  Limiter
 	auditLog AuditSearcher
 	webhooks WebhookAdmin
+	keys     KeyAdmin
 }
 
 // New returns a Handler. It panics if cfg.Service or cfg.Auth is nil: a
@@ -154,7 +158,7 @@ func New(cfg Config) *Handler {
 	h := newHandler(cfg.Service, cfg.Auth, cfg.Logger, cfg.MaxBodyBytes)
 	h.events, h.done = cfg.Events, cfg.Done
 	h.iam, h.audit, h.metrics, h.limiter = cfg.IAM, cfg.Audit, cfg.Metrics, cfg.Limiter
-	h.auditLog, h.webhooks = cfg.AuditLog, cfg.Webhooks
+	h.auditLog, h.webhooks, h.keys = cfg.AuditLog, cfg.Webhooks, cfg.Keys
 	if cfg.Heartbeat > 0 {
 		h.heartbeat = cfg.Heartbeat
 	}

@@ -3,6 +3,7 @@ package awsapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/rotor-secrets/rotor/internal/auth"
 	"github.com/rotor-secrets/rotor/internal/iam"
@@ -42,6 +43,40 @@ func serializationError(msg string) error {
 	return &requestError{kind: reqSerialization, msg: msg}
 }
 
+// Errors of a sealed server (see internal/server), answered with
+// WriteError.
+var (
+	// ErrSealed answers every request but health checks and rotor.Unseal
+	// while the master key is sealed: 503 ServiceUnavailableException.
+	ErrSealed = errors.New("rotor is sealed")
+	// ErrUnsealThrottled answers unseal attempts that come too fast: 429
+	// ThrottlingException.
+	ErrUnsealThrottled = errors.New("unseal attempts throttled")
+)
+
+// InvalidPassphraseError answers an unseal attempt whose passphrase is
+// wrong, missing or not acceptable: 400 InvalidPassphraseException with Msg,
+// which is client-safe and never contains the passphrase.
+type InvalidPassphraseError struct{ Msg string }
+
+func (e *InvalidPassphraseError) Error() string { return "invalid passphrase: " + e.Msg }
+
+// WriteError answers err as the API does, for handlers outside Handler
+// (the sealed server's): the status, the X-Amzn-ErrorType header, a new
+// request id and the JSON error body.
+func WriteError(w http.ResponseWriter, err error) {
+	id := newRequestID()
+	we := wireErrorOf(err, id)
+	body := we.body()
+	hdr := w.Header()
+	hdr.Set(headerRequestID, id)
+	hdr.Set(headerErrorType, we.Code)
+	hdr.Set("Content-Type", contentType)
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(we.Status)
+	_, _ = w.Write(body)
+}
+
 // wireError is an error as it goes on the wire.
 type wireError struct {
 	Status  int
@@ -69,6 +104,7 @@ func wireErrorOf(err error, requestID string) wireError {
 	var se *secrets.Error
 	var ie *iam.Error
 	var te *throttleError
+	var pe *InvalidPassphraseError
 	switch {
 	case errors.As(err, &re):
 		switch re.kind {
@@ -106,6 +142,12 @@ func wireErrorOf(err error, requestID string) wireError {
 		}
 	case errors.As(err, &te):
 		return wireError{http.StatusBadRequest, "ThrottlingException", "Rate exceeded"}
+	case errors.Is(err, ErrSealed):
+		return wireError{http.StatusServiceUnavailable, "ServiceUnavailableException", "Rotor is sealed: unseal it with `rotor unseal`"}
+	case errors.As(err, &pe):
+		return wireError{http.StatusBadRequest, "InvalidPassphraseException", orDefault(pe.Msg, "Invalid passphrase")}
+	case errors.Is(err, ErrUnsealThrottled):
+		return wireError{http.StatusTooManyRequests, "ThrottlingException", "Too many unseal attempts: wait and retry"}
 	}
 	return wireError{http.StatusInternalServerError, codeInternal,
 		"An internal error occurred on the server. Request id: " + requestID}

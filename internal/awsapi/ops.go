@@ -109,7 +109,8 @@ var operations = func() map[string]*operation {
 // Rotor's administrative operations, each served only when its backend is
 // configured: users, keys and policies (Config.IAM, iamops.go), audit
 // search (Config.AuditLog, auditops.go), parked webhook events
-// (Config.Webhooks, webhookops.go), in maps keyed by X-Amz-Target.
+// (Config.Webhooks, webhookops.go), master key versions (Config.Keys,
+// keyops.go), in maps keyed by X-Amz-Target.
 
 // operation returns the operation of target, if this handler serves it.
 func (h *Handler) operation(target string) (*operation, bool) {
@@ -124,6 +125,8 @@ func (h *Handler) operation(target string) (*operation, bool) {
 		m = auditOperations
 	case h.webhooks != nil && webhookOperations[target] != nil:
 		m = webhookOperations
+	case h.keys != nil && keyOperations[target] != nil:
+		m = keyOperations
 	default:
 		return nil, false
 	}
@@ -134,7 +137,7 @@ func (h *Handler) operation(target string) (*operation, bool) {
 // for metrics that must know their label values in advance.
 func OperationNames() []string {
 	var names []string
-	for _, m := range []map[string]*operation{operations, iamOperations, auditOperations, webhookOperations} {
+	for _, m := range []map[string]*operation{operations, iamOperations, auditOperations, webhookOperations, keyOperations} {
 		for _, o := range m {
 			names = append(names, o.name)
 		}

@@ -18,6 +18,7 @@ func TestImportsPointDown(t *testing.T) {
 	forbidden := map[string][]string{
 		"internal/store":     {"internal/secrets", "internal/rotation", "internal/auth", "internal/awsapi", "internal/server", "internal/keyring", "net/http"},
 		"internal/keyring":   {"internal/"},
+		"internal/keys":      {"internal/secrets", "internal/rotation", "internal/auth", "internal/iam", "internal/awsapi", "internal/server", "net/http"},
 		"internal/secrets":   {"internal/auth", "internal/iam", "internal/awsapi", "internal/server", "net/http"},
 		"internal/rotation":  {"internal/secrets", "internal/auth", "internal/awsapi", "internal/server"},
 		"internal/auth":      {"internal/awsapi", "internal/server", "internal/secrets"},

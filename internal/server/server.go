@@ -7,7 +7,9 @@
 // to <data-dir>/credentials (0600) in AWS shared-credentials format under
 // profile "rotor". Later starts reuse all of it; nothing is regenerated. A
 // master key that does not belong to the store is refused before anything
-// is served.
+// is served. The master key can also come from ROTOR_MASTER_KEY or from
+// <data-dir>/master.seal under a passphrase, in which case the server may
+// start sealed (sealed.go).
 //
 // Every request is authorized by internal/iam (identity policies of the
 // caller, the secret's resource policy), rate-limited per access key,
@@ -55,6 +57,7 @@ import (
 	"github.com/rotor-secrets/rotor/internal/events"
 	"github.com/rotor-secrets/rotor/internal/iam"
 	"github.com/rotor-secrets/rotor/internal/keyring"
+	"github.com/rotor-secrets/rotor/internal/keys"
 	"github.com/rotor-secrets/rotor/internal/metrics"
 	"github.com/rotor-secrets/rotor/internal/ratelimit"
 	"github.com/rotor-secrets/rotor/internal/rotation"
@@ -84,6 +87,7 @@ type Config struct {
 	PurgeInterval   time.Duration // how often expired deletions are purged; default 1h
 
 	Rotation RotationConfig
+	Keys     KeysConfig // the master key re-wrap job (keys.go)
 
 	// RateLimit is each access key's sustained request rate per second and
 	// RateBurst its burst (token bucket); RateLimit 0 disables the limit.
@@ -102,6 +106,20 @@ type Config struct {
 	// AuditSyncEvery, when positive, fsyncs the audit log at most this
 	// often instead of before every answer (see audit.Options.SyncEvery).
 	AuditSyncEvery time.Duration
+
+	// MasterKeySource is where the root key comes from: KeySourceFile
+	// (default), KeySourceEnv or KeySourcePassphrase (see sealed.go).
+	MasterKeySource string
+	// MasterKey is the root key for KeySourceEnv, in master.key's format
+	// (cmd/rotor reads it from ROTOR_MASTER_KEY).
+	MasterKey string
+	// PassphraseFile, with KeySourcePassphrase, unseals at start; without
+	// it the server starts sealed.
+	PassphraseFile string
+
+	// sealParams are the Argon2id parameters of a new master.seal; zero
+	// means keyring.DefaultArgon2Params. Tests only.
+	sealParams keyring.Argon2Params
 }
 
 // Defaults used by cmd/rotor.
@@ -151,6 +169,7 @@ func (c *Config) Validate() error {
 	if c.RateLimit < 0 || c.RateBurst < 0 {
 		errs = append(errs, errors.New("rate-limit and rate-burst: must not be negative"))
 	}
+	errs = append(errs, c.validateKeySource()...)
 	return errors.Join(errs...)
 }
 
@@ -161,15 +180,23 @@ type Server struct {
 	store   store.Store
 	service *secrets.Service
 	engine  *rotation.Engine
+	keys    *keys.Service
 	audit   *audit.Log
 	hooks   *webhook.Dispatcher // nil: no webhooks
 	rotator io.Closer           // the built-in rotators' master connections
 	http    *http.Server
 	ln      net.Listener
+
+	handler      http.Handler // the API and health endpoints, once unsealed
+	closeStreams func()       // ends the label-change streams
+	gate         *gate        // sealed mode and unsealing (sealed.go)
 }
 
 // Open prepares a server: data directory, keys, store, listener. Serve it
-// with Run; Addr tells where it listens.
+// with Run; Addr tells where it listens. With Config.MasterKeySource
+// passphrase and no PassphraseFile it opens only the listener: the server
+// starts sealed and opens the rest when rotor.Unseal gives the passphrase
+// (sealed.go).
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -183,13 +210,34 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := ensureDataDir(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
-	mk, created, err := keyring.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "master.key"))
+	mk, err := rootKey(ctx, cfg, log)
+	if errors.Is(err, errSealed) {
+		// No passphrase yet: serve health and rotor.Unseal only.
+		s := &Server{cfg: cfg, log: log, gate: newGate(cfg, log)}
+		if err := s.listen(); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if created {
-		log.Info("created master key", "path", filepath.Join(cfg.DataDir, "master.key"), "key_id", mk.ID)
+	s, err := open(ctx, cfg, log, mk)
+	if err != nil {
+		return nil, err
 	}
+	s.gate = newGate(cfg, log)
+	s.gate.opened(s)
+	if err := s.listen(); err != nil {
+		s.closeApp()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open is Open once the root key is known: keyring, store, services and the
+// HTTP handler, not the listener.
+func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKey) (*Server, error) {
 	kr, err := keyring.New(mk)
 	if err != nil {
 		return nil, err
@@ -204,6 +252,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			st.Close()
 		}
 	}()
+	masterKeys, err := openKeys(ctx, cfg, st, kr, mk, log)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkKey(ctx, st, kr); err != nil {
 		return nil, err
 	}
@@ -299,6 +351,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Metrics:  m,
 		Limiter:  ratelimit.New(cfg.RateLimit, cfg.RateBurst, nil),
 		Webhooks: webhookAdmin(hooks),
+		Keys:     masterKeys,
 	})
 
 	mux := http.NewServeMux()
@@ -323,12 +376,20 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
 
+	ok = true
+	return &Server{cfg: cfg, log: log, store: st, service: svc, engine: engine, keys: masterKeys, audit: auditLog, hooks: hooks, rotator: rotator,
+		handler: mux, closeStreams: sync.OnceFunc(func() { close(streamsDone) })}, nil
+}
+
+// listen opens the listener and the HTTP server in front of s.gate.
+func (s *Server) listen() error {
+	cfg, log := s.cfg, s.log
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           s.gate,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -336,18 +397,22 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	srv.RegisterOnShutdown(sync.OnceFunc(func() { close(streamsDone) }))
+	srv.RegisterOnShutdown(func() {
+		if app := s.gate.app.Load(); app != nil {
+			app.closeStreams()
+		}
+	})
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("load TLS key pair: %w", err)
+			return fmt.Errorf("load TLS key pair: %w", err)
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
-	ok = true
-	return &Server{cfg: cfg, log: log, store: st, service: svc, engine: engine, audit: auditLog, hooks: hooks, rotator: rotator, http: srv, ln: ln}, nil
+	s.http, s.ln = srv, ln
+	return nil
 }
 
 // Addr is the address the server listens on.
@@ -359,9 +424,31 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.TLSCert != "" {
 		scheme = "https"
 	}
+	sealed := s.gate.app.Load() == nil
 	s.log.Info("rotor server listening", "addr", s.Addr().String(), "endpoint", scheme+"://"+s.Addr().String(),
-		"region", s.cfg.Region, "account_id", s.cfg.AccountID, "data_dir", s.cfg.DataDir)
+		"region", s.cfg.Region, "account_id", s.cfg.AccountID, "data_dir", s.cfg.DataDir, "sealed", sealed)
+	if sealed {
+		s.warnSealed()
+	}
 
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(s.ln) }()
+	app, err := s.gate.wait(ctx, s.http, serveErr)
+	if app == nil {
+		// Stopped while sealed: nothing but the listener to close.
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.log.Info("rotor server stopped")
+		return err
+	}
+	return app.run(ctx, s.http, serveErr)
+}
+
+// run is Run once the server is unsealed: the background work, then, when
+// ctx ends or srv fails, the graceful shutdown. s is the unsealed server
+// (open's), srv the HTTP server in front of it.
+func (s *Server) run(ctx context.Context, srv *http.Server, serveErr chan error) error {
 	// The server's own work runs as the system, which needs no policy.
 	bg, stopBG := context.WithCancel(iam.System(context.Background()))
 	var wg sync.WaitGroup
@@ -374,6 +461,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.engine.Run(bg)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.keys.Run(bg)
+	}()
 	if s.hooks != nil {
 		wg.Add(1)
 		go func() {
@@ -384,16 +476,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.http.Serve(s.ln) }()
-
 	var err error
 	select {
 	case err = <-serveErr:
 	case <-ctx.Done():
 		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-		err = s.http.Shutdown(sctx)
+		err = srv.Shutdown(sctx)
 		cancel()
 		<-serveErr
 	}
@@ -453,7 +542,7 @@ const keyCheckMeta = "keyring.check"
 // checkKey proves the master key belongs to the store: a canary sealed at
 // first start must open.
 func checkKey(ctx context.Context, st store.Store, kr *keyring.Keyring) error {
-	aad := []byte("rotor/key-check")
+	aad := []byte(keyCheckAAD)
 	return st.Write(ctx, func(tx store.Tx) error {
 		v, err := tx.Meta(ctx, keyCheckMeta)
 		if errors.Is(err, store.ErrNotFound) {
