@@ -1,0 +1,259 @@
+package e2e
+
+// Master key versions through the binary: rotation under load, a re-wrap
+// killed with SIGKILL and finished after a restart, and a data dir copied
+// without its key.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+)
+
+type keyStatus struct {
+	Current      string
+	RootKey      string
+	RootKeyWraps int
+	Versions     []struct {
+		Id        string
+		State     string
+		Root      bool
+		Envelopes int
+	}
+	Rewrap struct {
+		Pending, Done int
+		Running       bool
+	}
+}
+
+// runKey runs `rotor key args…` against srv with the root key and returns
+// its stdout; it must succeed.
+func runKey(t testing.TB, srv *server, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, rotorBin, append([]string{"key"}, args...)...)
+	cmd.Env = append(cleanEnv("AWS_", "ROTOR_", "HOME="),
+		"HOME="+t.TempDir(),
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER="+srv.endpoint(),
+		"AWS_ACCESS_KEY_ID="+testAccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+testSecretAccessKey,
+		"AWS_REGION="+region,
+	)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("rotor key %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+func masterKeyStatus(t testing.TB, srv *server) keyStatus {
+	t.Helper()
+	var st keyStatus
+	out := runKey(t, srv, "status", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("rotor key status -o json: %v\n%s", err, out)
+	}
+	return st
+}
+
+// waitRewrapped polls until no envelope is under an old version.
+func waitRewrapped(t testing.TB, srv *server) keyStatus {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := masterKeyStatus(t, srv)
+		old := 0
+		for _, v := range st.Versions {
+			if v.Id != st.Current {
+				old += v.Envelopes
+			}
+		}
+		if st.Rewrap.Pending == 0 && old == 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("re-wrap did not finish: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestMasterKeyRotationUnderLoad(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, withEnv("ROTOR_TEST_REWRAP_BATCH=20"), withArgs("--rate-limit", "0"))
+	c := client(t, srv)
+	prefix := uniqueName(t)
+	const n = 60
+	for i := range n {
+		createString(t, c, fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("initial-%d", i))
+	}
+
+	var ops, errs atomic.Int64
+	var last sync.Map // secret name → last value written
+	ctx, stop := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				name := fmt.Sprintf("%s-%d", prefix, (g*n/8+i)%n)
+				var err error
+				if i%4 == 0 && (g*n/8+i)%n%8 == g {
+					// Each goroutine writes only its own secrets, so the last
+					// value written is known.
+					v := fmt.Sprintf("g%d-%d", g, i)
+					_, err = c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(v)})
+					if err == nil {
+						last.Store(name, v)
+					}
+				} else {
+					_, err = c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)})
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				ops.Add(1)
+				if err != nil {
+					errs.Add(1)
+					t.Errorf("g%d %s: %v", g, name, err)
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	first := runKey(t, srv, "rotate")
+	time.Sleep(1200 * time.Millisecond)
+	runKey(t, srv, "rotate")
+	time.Sleep(1300 * time.Millisecond)
+	stop()
+	wg.Wait()
+	t.Logf("%d requests during two rotations, %d errors; %s", ops.Load(), errs.Load(), strings.TrimSpace(first))
+	if errs.Load() != 0 {
+		t.Fatalf("%d errors", errs.Load())
+	}
+
+	st := waitRewrapped(t, srv)
+	if len(st.Versions) != 3 || !strings.HasPrefix(st.Current, "mkv-3-") || st.RootKeyWraps < 1 {
+		t.Errorf("status after two rotations = %+v", st)
+	}
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		want := fmt.Sprintf("initial-%d", i)
+		if v, ok := last.Load(name); ok {
+			want = v.(string)
+		}
+		if got := getString(t, c, name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	text := runKey(t, srv, "status")
+	if !strings.Contains(text, "current: "+st.Current) || !strings.Contains(text, "(root)") {
+		t.Errorf("rotor key status:\n%s", text)
+	}
+	t.Logf("rotor key status:\n%s", text)
+
+	// The versions survive a restart: everything still opens.
+	srv.restart(t)
+	c = client(t, srv)
+	if got := getString(t, c, prefix+"-1"); got == "" {
+		t.Error("empty value after restart")
+	}
+}
+
+func TestMasterKeyRewrapSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, withEnv("ROTOR_TEST_REWRAP_BATCH=1", "ROTOR_TEST_REWRAP_DELAY=20ms"))
+	c := client(t, srv)
+	prefix := uniqueName(t)
+	const n = 60
+	for i := range n {
+		createString(t, c, fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("value-%d", i))
+	}
+	runKey(t, srv, "rotate")
+	deadline := time.Now().Add(10 * time.Second)
+	var st keyStatus
+	for {
+		st = masterKeyStatus(t, srv)
+		if st.Rewrap.Done >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("re-wrap makes no progress: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.Rewrap.Pending == 0 {
+		t.Fatalf("re-wrap finished before the kill: %+v", st)
+	}
+	exited := srv.exited()
+	must(t, syscall.Kill(srv.pid(), syscall.SIGKILL))
+	<-exited
+	_, _ = srv.stop()
+	t.Logf("killed during the re-wrap: %d done, %d pending", st.Rewrap.Done, st.Rewrap.Pending)
+
+	must(t, srv.start())
+	c = client(t, srv)
+	after := masterKeyStatus(t, srv)
+	if after.Rewrap.Done < st.Rewrap.Done {
+		t.Errorf("progress went back after the restart: %d done before, %d after", st.Rewrap.Done, after.Rewrap.Done)
+	}
+	waitRewrapped(t, srv)
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		if got, want := getString(t, c, name), fmt.Sprintf("value-%d", i); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
+
+func TestDataDirWithoutMasterKey(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	name := uniqueName(t)
+	createString(t, client(t, srv), name, "only with the key")
+	runKey(t, srv, "rotate")
+	waitRewrapped(t, srv)
+	_, err := srv.stop()
+	must(t, err)
+
+	// Copy everything but master.key.
+	copyDir := t.TempDir()
+	entries, err := os.ReadDir(srv.dataDir)
+	must(t, err)
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == "master.key" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(srv.dataDir, e.Name()))
+		must(t, err)
+		if strings.Contains(string(b), "only with the key") {
+			t.Errorf("%s holds the value in plain text", e.Name())
+		}
+		must(t, os.WriteFile(filepath.Join(copyDir, e.Name()), b, 0o600))
+	}
+	out, code := runRotor(t, []string{"ROTOR_ROOT_ACCESS_KEY_ID=" + testAccessKeyID, "ROTOR_ROOT_SECRET_ACCESS_KEY=" + testSecretAccessKey},
+		"server", "--listen", "127.0.0.1:0", "--data-dir", copyDir)
+	if code == 0 || strings.Contains(out, "rotor server listening") {
+		t.Fatalf("server started on a data dir without its master key; output:\n%s", out)
+	}
+	if !strings.Contains(out, "master.key") {
+		t.Errorf("the refusal does not name master.key:\n%s", out)
+	}
+	t.Logf("refusal: %s", strings.TrimSpace(out))
+	must(t, srv.start())
+}
