@@ -55,6 +55,20 @@ func (r *recorder) Record(_ context.Context, rec rotation.Record) {
 	r.mu.Unlock()
 }
 
+// typesAfter waits until at least n events were recorded (the engine
+// records an event after the transaction that the status shows), up to a
+// few seconds, and returns their types.
+func (r *recorder) typesAfter(n int) []rotation.EventType {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := r.types()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (r *recorder) types() []rotation.EventType {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -239,7 +253,7 @@ func TestRotationRunsFourSteps(t *testing.T) {
 	if d.RotationEnabled == nil || !*d.RotationEnabled || d.RotationLambdaARN != fnARN || d.RotationRules == nil {
 		t.Fatalf("describe = %+v", d)
 	}
-	if got := e.rec.types(); !slices.Equal(got, []rotation.EventType{rotation.EventStarted, rotation.EventSucceeded}) {
+	if got := e.rec.typesAfter(2); !slices.Equal(got, []rotation.EventType{rotation.EventStarted, rotation.EventSucceeded}) {
 		t.Fatalf("events = %v", got)
 	}
 
@@ -285,7 +299,7 @@ func TestRotationRetriesWithBackoff(t *testing.T) {
 	if got := e.fn.steps(); !slices.Equal(got, want) {
 		t.Fatalf("steps = %v, want %v", got, want)
 	}
-	if got := e.rec.types(); !slices.Equal(got, []rotation.EventType{"RotationStarted", "RotationFailed", "RotationFailed", "RotationSucceeded"}) {
+	if got := e.rec.typesAfter(4); !slices.Equal(got, []rotation.EventType{"RotationStarted", "RotationFailed", "RotationFailed", "RotationSucceeded"}) {
 		t.Fatalf("events = %v", got)
 	}
 }
@@ -474,7 +488,7 @@ func TestTestRotationRunsOnlyTestSecret(t *testing.T) {
 	if _, err := e.svc.GetSecretValue(t.Context(), secrets.GetSecretValueInput{SecretID: "db", VersionID: version}); secrets.KindOf(err) != secrets.KindNotFound {
 		t.Fatalf("the test placeholder remains: %v", err)
 	}
-	if got := e.rec.types(); !slices.Equal(got, []rotation.EventType{rotation.EventTestStarted, rotation.EventTestSucceeded}) {
+	if got := e.rec.typesAfter(2); !slices.Equal(got, []rotation.EventType{rotation.EventTestStarted, rotation.EventTestSucceeded}) {
 		t.Fatalf("events = %v", got)
 	}
 }
