@@ -26,6 +26,14 @@
 // and the result is an ordinary version-1 envelope. Add, SetCurrent and
 // Remove change the set at run time (internal/keys drives them).
 //
+// Families. Every master key belongs to a family (a KMS key, as
+// internal/keys calls it); "" is the default family, the one Seal, Add and
+// SetCurrent address. Each family has its own current key (SealIn,
+// SetCurrentIn); Rewrap moves an envelope to the current key of the family
+// its key belongs to, so the format needs no family field. A disabled
+// family (SetDisabled) still re-wraps, but Open and SealIn refuse it with
+// a *DisabledError.
+//
 // Versions are stored wrapped by a root key (WrapMasterKey,
 // UnwrapMasterKey): AES-256-GCM, 12-byte nonce || ciphertext+tag, with
 // additional data "rotor/master-key/" || version id, so a wrapped version
@@ -83,17 +91,27 @@ func KeyIDFor(key []byte) string {
 	return "mk-" + hex.EncodeToString(sum[:6])
 }
 
+// DisabledError is returned by Open and SealIn for a key of a disabled
+// family.
+type DisabledError struct{ Family string }
+
+func (e *DisabledError) Error() string { return "keyring: key family " + e.Family + " is disabled" }
+
 // Keyring seals with its current master key and opens with any of its keys.
 type Keyring struct {
-	mu      sync.RWMutex
-	current string
-	aeads   map[string]cipher.AEAD
+	mu       sync.RWMutex
+	current  string            // of the default family
+	currents map[string]string // family -> current key id, named families
+	family   map[string]string // key id -> family, named families only
+	disabled map[string]bool
+	aeads    map[string]cipher.AEAD
 }
 
 // New returns a keyring whose current key is current; others can still open
 // values sealed under them.
 func New(current MasterKey, others ...MasterKey) (*Keyring, error) {
-	k := &Keyring{current: current.ID, aeads: make(map[string]cipher.AEAD)}
+	k := &Keyring{current: current.ID, aeads: make(map[string]cipher.AEAD),
+		currents: make(map[string]string), family: make(map[string]string), disabled: make(map[string]bool)}
 	for _, mk := range append([]MasterKey{current}, others...) {
 		if err := checkMasterKey(mk); err != nil {
 			return nil, err
@@ -116,7 +134,10 @@ func (k *Keyring) CurrentKeyID() string {
 
 // Add makes mk available for opening (and for SetCurrent). Adding a key
 // id the keyring has already is a no-op.
-func (k *Keyring) Add(mk MasterKey) error {
+func (k *Keyring) Add(mk MasterKey) error { return k.AddIn("", mk) }
+
+// AddIn is Add for a key of the family.
+func (k *Keyring) AddIn(family string, mk MasterKey) error {
 	if err := checkMasterKey(mk); err != nil {
 		return err
 	}
@@ -128,8 +149,60 @@ func (k *Keyring) Add(mk MasterKey) error {
 	defer k.mu.Unlock()
 	if _, ok := k.aeads[mk.ID]; !ok {
 		k.aeads[mk.ID] = a
+		if family != "" {
+			k.family[mk.ID] = family
+		}
 	}
 	return nil
+}
+
+// FamilyOf returns the family of the key id ("" for the default family or
+// a key the keyring does not hold).
+func (k *Keyring) FamilyOf(id string) string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.family[id]
+}
+
+// SetCurrentIn makes the key id, which the keyring must hold in the
+// family, the one SealIn wraps the family's data keys with.
+func (k *Keyring) SetCurrentIn(family, id string) error {
+	if family == "" {
+		return k.SetCurrent(id)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.aeads[id] == nil || k.family[id] != family {
+		return fmt.Errorf("keyring: no master key %s in family %s", id, family)
+	}
+	k.currents[family] = id
+	return nil
+}
+
+// CurrentKeyIDIn returns the current key of the family, "" if it has none.
+func (k *Keyring) CurrentKeyIDIn(family string) string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.currentOf(family)
+}
+
+func (k *Keyring) currentOf(family string) string {
+	if family == "" {
+		return k.current
+	}
+	return k.currents[family]
+}
+
+// SetDisabled disables or enables the family: Open and SealIn refuse a
+// disabled family's keys at once.
+func (k *Keyring) SetDisabled(family string, disabled bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if disabled {
+		k.disabled[family] = true
+	} else {
+		delete(k.disabled, family)
+	}
 }
 
 // SetCurrent makes the key id, which the keyring must hold, the one Seal
@@ -149,10 +222,11 @@ func (k *Keyring) SetCurrent(id string) error {
 func (k *Keyring) Remove(id string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if id == k.current {
+	if id == k.current || id == k.currents[k.family[id]] {
 		return fmt.Errorf("keyring: master key %s is current", id)
 	}
 	delete(k.aeads, id)
+	delete(k.family, id)
 	return nil
 }
 
@@ -184,9 +258,22 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // Seal encrypts plaintext bound to aad and returns the envelope and the id
 // of the master key that wrapped its data key.
 func (k *Keyring) Seal(plaintext, aad []byte) ([]byte, string, error) {
+	return k.SealIn("", plaintext, aad)
+}
+
+// SealIn is Seal with the family's current key; a *DisabledError if the
+// family is disabled, an error if it has no current key.
+func (k *Keyring) SealIn(family string, plaintext, aad []byte) ([]byte, string, error) {
 	k.mu.RLock()
-	id, master := k.current, k.aeads[k.current]
+	id := k.currentOf(family)
+	master, disabled := k.aeads[id], k.disabled[family]
 	k.mu.RUnlock()
+	if disabled {
+		return nil, "", &DisabledError{Family: family}
+	}
+	if master == nil {
+		return nil, "", fmt.Errorf("keyring: no current master key in family %q", family)
+	}
 
 	var buf [keySize + 2*nonceLen]byte
 	if _, err := rand.Read(buf[:]); err != nil {
@@ -209,17 +296,22 @@ func (k *Keyring) Seal(plaintext, aad []byte) ([]byte, string, error) {
 	return out, id, nil
 }
 
-// Open decrypts an envelope made by Seal with the same aad.
+// Open decrypts an envelope made by Seal with the same aad. A
+// *DisabledError if its key's family is disabled.
 func (k *Keyring) Open(sealed, aad []byte) ([]byte, error) {
 	id, rest, ok := parseHeader(sealed)
 	if !ok || len(rest) < nonceLen+keySize+tagLen+nonceLen+tagLen {
 		return nil, ErrDecrypt
 	}
 	k.mu.RLock()
-	master := k.aeads[id]
+	master, family := k.aeads[id], k.family[id]
+	disabled := k.disabled[family]
 	k.mu.RUnlock()
 	if master == nil {
 		return nil, ErrDecrypt
+	}
+	if disabled {
+		return nil, &DisabledError{Family: family}
 	}
 	dkNonce, wrapped := rest[:nonceLen], rest[nonceLen:nonceLen+keySize+tagLen]
 	rest = rest[nonceLen+keySize+tagLen:]
@@ -241,22 +333,49 @@ func (k *Keyring) Open(sealed, aad []byte) ([]byte, error) {
 }
 
 // Rewrap returns the envelope sealed with aad re-wrapped under the current
-// master key, and that key's id: the data key is unwrapped with the key the
+// master key of its key's family, and that key's id: the data key is unwrapped with the key the
 // envelope records and wrapped again with a fresh nonce; the value's nonce
 // and ciphertext are kept byte for byte and not decrypted (a tampered
 // value fails at Open as before). An envelope already under the
 // current key is returned as it is. ErrDecrypt when the envelope does not
 // open with aad, is malformed, or names a key the keyring does not hold.
 func (k *Keyring) Rewrap(sealed, aad []byte) ([]byte, string, error) {
+	return k.rewrap(sealed, aad, false, "")
+}
+
+// RewrapIn re-wraps the envelope under the current key of another family
+// (a secret moved to another KMS key). Unlike Rewrap it refuses an
+// envelope of a disabled family, with a *DisabledError, and a disabled
+// target family.
+func (k *Keyring) RewrapIn(family string, sealed, aad []byte) ([]byte, string, error) {
+	return k.rewrap(sealed, aad, true, family)
+}
+
+func (k *Keyring) rewrap(sealed, aad []byte, move bool, target string) ([]byte, string, error) {
 	id, rest, ok := parseHeader(sealed)
 	if !ok || len(rest) < nonceLen+keySize+tagLen+nonceLen+tagLen {
 		return nil, "", ErrDecrypt
 	}
 	k.mu.RLock()
-	old, cur, master := k.aeads[id], k.current, k.aeads[k.current]
+	from := k.family[id]
+	if !move {
+		target = from
+	}
+	cur := k.currentOf(target)
+	old, master := k.aeads[id], k.aeads[cur]
+	fromDisabled, toDisabled := k.disabled[from], k.disabled[target]
 	k.mu.RUnlock()
 	if old == nil {
 		return nil, "", ErrDecrypt
+	}
+	if move && fromDisabled {
+		return nil, "", &DisabledError{Family: from}
+	}
+	if move && toDisabled {
+		return nil, "", &DisabledError{Family: target}
+	}
+	if master == nil {
+		return nil, "", fmt.Errorf("keyring: no current master key in family %q", target)
 	}
 	dkNonce, wrapped, value := rest[:nonceLen], rest[nonceLen:nonceLen+keySize+tagLen], rest[nonceLen+keySize+tagLen:]
 	var dkBuf [keySize]byte

@@ -192,8 +192,19 @@ type Tx interface {
 	// afterVersionID): a resumable scan for re-wrapping. Stages are not
 	// filled.
 	SealedVersionsNotUnder(ctx context.Context, keyID, afterARN, afterVersionID string, limit int) ([]Version, error)
+	// SealedVersionsNotUnderAny is SealedVersionsNotUnder for versions
+	// whose KeyID is none of keyIDs (the current version of every key
+	// family).
+	SealedVersionsNotUnderAny(ctx context.Context, keyIDs []string, afterARN, afterVersionID string, limit int) ([]Version, error)
 	// KeyUsage counts the versions that have a value by KeyID.
 	KeyUsage(ctx context.Context) (map[string]int, error)
+
+	// KMSKeys returns every named KMS key, oldest first (by CreatedAt,
+	// then ID).
+	KMSKeys(ctx context.Context) ([]KMSKey, error)
+	// PutKMSKey inserts or replaces a named KMS key; ErrConflict if its
+	// Alias (when not "") is another key's.
+	PutKMSKey(ctx context.Context, k KMSKey) error
 
 	// Meta returns a value from the metadata table (schema facts, key
 	// checks); ErrNotFound if the key is absent.
@@ -302,6 +313,20 @@ type MasterKeyVersion struct {
 	State     KeyState
 	CreatedAt time.Time // zero for the root key
 	RetiredAt time.Time // zero unless retired or destroyed
+	// Family is the KMSKey.ID the version belongs to; "" for the default
+	// key (alias/aws/secretsmanager). Each family has at most one current
+	// version.
+	Family string
+}
+
+// KMSKey is a named key (internal/keys): a family of master key versions
+// that secrets select with KmsKeyId.
+type KMSKey struct {
+	ID          string // a UUID
+	Alias       string // "alias/…", unique; "" when none
+	Description string
+	Enabled     bool
+	CreatedAt   time.Time
 }
 
 // KeyState is a master key version's life-cycle state.

@@ -68,3 +68,49 @@ func TestMigrateFromV2(t *testing.T) {
 		t.Errorf("user_version = %d, want %d", version, len(sqlite.Migrations))
 	}
 }
+
+// TestMigrateFromV3 opens a database of schema version 3 (before named keys)
+// with a rotated master key and checks that its versions join the default
+// family.
+func TestMigrateFromV3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rotor.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range sqlite.Migrations[:3] {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		`INSERT INTO master_keys VALUES ('mk-root', NULL, 'retired', 0, 5), ('mkv-2-aa', x'01', 'current', 5, 0)`,
+		`PRAGMA user_version = 3`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := open(t, path)
+	defer s.Close()
+	var mks []store.MasterKeyVersion
+	var kms []store.KMSKey
+	err = s.Read(t.Context(), func(tx store.Tx) (err error) {
+		if mks, err = tx.MasterKeys(t.Context()); err != nil {
+			return err
+		}
+		kms, err = tx.KMSKeys(t.Context())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mks) != 2 || mks[0].Family != "" || mks[1].Family != "" || mks[1].State != store.KeyCurrent {
+		t.Errorf("MasterKeys after migration = %+v", mks)
+	}
+	if len(kms) != 0 {
+		t.Errorf("KMSKeys after migration = %+v, want none", kms)
+	}
+}

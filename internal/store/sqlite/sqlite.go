@@ -106,10 +106,12 @@ var (
 	schemaV2 string
 	//go:embed schema3.sql
 	schemaV3 string
+	//go:embed schema4.sql
+	schemaV4 string
 )
 
 // migrations[i] takes a database from user_version i to i+1. Append only.
-var migrations = []string{schemaV1, schemaV2, schemaV3}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
 
 // busyTimeoutMS bounds how long a statement waits for a lock held by another
 // process before failing with SQLITE_BUSY.

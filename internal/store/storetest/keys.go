@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"testing"
@@ -110,6 +111,23 @@ func (h harness) testMasterKeys(t *testing.T) {
 			t.Errorf("SealedVersionsNotUnder(k1) pages = %v, want %v", got, want)
 		}
 
+		// Not under any of k1 and k2 (the current versions of two families).
+		var anyPage []store.Version
+		mustRead(t, s, func(tx store.Tx) (err error) {
+			anyPage, err = tx.SealedVersionsNotUnderAny(t.Context(), []string{"k1", "k2"}, "", "", 10)
+			return
+		})
+		if len(anyPage) != 1 || anyPage[0].SecretARN != arnOf("a") || anyPage[0].VersionID != "v1" || anyPage[0].KeyID != "k3" {
+			t.Errorf("SealedVersionsNotUnderAny(k1, k2) = %+v, want a/v1 only", anyPage)
+		}
+		mustRead(t, s, func(tx store.Tx) (err error) {
+			anyPage, err = tx.SealedVersionsNotUnderAny(t.Context(), nil, arnOf("a"), "v2", 10)
+			return
+		})
+		if len(anyPage) != 3 {
+			t.Errorf("SealedVersionsNotUnderAny(none) after a/v2 = %d versions, want 3", len(anyPage))
+		}
+
 		var usage map[string]int
 		mustRead(t, s, func(tx store.Tx) (err error) { usage, err = tx.KeyUsage(t.Context()); return })
 		if wantUsage := map[string]int{"k1": 2, "k2": 2, "k3": 1}; !maps.Equal(usage, wantUsage) {
@@ -120,6 +138,73 @@ func (h harness) testMasterKeys(t *testing.T) {
 		if wantUsage := map[string]int{"k2": 1, "k3": 1}; !maps.Equal(usage, wantUsage) {
 			t.Errorf("KeyUsage after DeleteSecret = %v, want %v", usage, wantUsage)
 		}
+	})
+
+	t.Run("Families", func(t *testing.T) {
+		s := h.fresh(t)
+		// Each family has its own current version.
+		mustWrite(t, s, func(tx store.Tx) error {
+			for _, k := range []store.MasterKeyVersion{
+				{ID: "mkv-2-aa", Wrapped: []byte{1}, State: store.KeyCurrent, CreatedAt: t0},
+				{ID: "mkv-1-bb", Wrapped: []byte{2}, State: store.KeyCurrent, CreatedAt: t0.Add(time.Second), Family: "key-b"},
+			} {
+				if err := tx.PutMasterKey(t.Context(), k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		var got []store.MasterKeyVersion
+		mustRead(t, s, func(tx store.Tx) (err error) { got, err = tx.MasterKeys(t.Context()); return })
+		if len(got) != 2 || got[0].Family != "" || got[1].Family != "key-b" {
+			t.Errorf("MasterKeys = %+v, want families \"\" and key-b", got)
+		}
+	})
+
+	t.Run("KMSKeys", func(t *testing.T) {
+		s := h.fresh(t)
+		var got []store.KMSKey
+		mustRead(t, s, func(tx store.Tx) (err error) { got, err = tx.KMSKeys(t.Context()); return })
+		if len(got) != 0 {
+			t.Fatalf("KMSKeys of an empty store = %+v", got)
+		}
+		a := store.KMSKey{ID: "1111", Alias: "alias/team-a", Description: "team a", Enabled: true, CreatedAt: t0.In(adelaide)}
+		b := store.KMSKey{ID: "0000", CreatedAt: t0.Add(time.Second)}
+		mustWrite(t, s, func(tx store.Tx) error {
+			if err := tx.PutKMSKey(t.Context(), b); err != nil {
+				return err
+			}
+			return tx.PutKMSKey(t.Context(), a)
+		})
+		mustRead(t, s, func(tx store.Tx) (err error) { got, err = tx.KMSKeys(t.Context()); return })
+		want := []store.KMSKey{a, b}
+		if len(got) != len(want) {
+			t.Fatalf("KMSKeys = %+v, want %+v", got, want)
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.ID != w.ID || g.Alias != w.Alias || g.Description != w.Description || g.Enabled != w.Enabled ||
+				diffTime("CreatedAt", g.CreatedAt, w.CreatedAt) != "" {
+				t.Errorf("KMSKeys[%d] = %+v, want %+v", i, g, w)
+			}
+		}
+		// Replace: disable a.
+		a.Enabled = false
+		mustWrite(t, s, func(tx store.Tx) error { return tx.PutKMSKey(t.Context(), a) })
+		mustRead(t, s, func(tx store.Tx) (err error) { got, err = tx.KMSKeys(t.Context()); return })
+		if got[0].Enabled {
+			t.Errorf("after disabling: KMSKeys[0] = %+v", got[0])
+		}
+		// A taken alias conflicts; two keys without an alias do not.
+		err := s.Write(t.Context(), func(tx store.Tx) error {
+			return tx.PutKMSKey(t.Context(), store.KMSKey{ID: "2222", Alias: "alias/team-a", CreatedAt: t0})
+		})
+		if !errors.Is(err, store.ErrConflict) {
+			t.Errorf("PutKMSKey with a taken alias: err = %v, want ErrConflict", err)
+		}
+		mustWrite(t, s, func(tx store.Tx) error {
+			return tx.PutKMSKey(t.Context(), store.KMSKey{ID: "3333", CreatedAt: t0})
+		})
 	})
 
 	t.Run("AllAccessKeys", func(t *testing.T) {
