@@ -11,6 +11,14 @@
 // key (its id, mk-…, is what envelopes of older data dirs record), so no
 // migration is needed.
 //
+// Key families. Named keys (kms.go), which secrets select with KmsKeyId,
+// are families of versions beside the default key's (family ""): each has
+// its own current version, and the keyring seals a secret's values in its
+// key's family. Rotate, Status and the re-wrap work per family: an
+// envelope is re-wrapped to its own family's current version, and a
+// family's retired versions are destroyed once none of its envelopes uses
+// them. Config.RotationInterval rotates due families from Run.
+//
 // Rotate creates a version, stores it wrapped and current in one Write, and
 // only then makes the keyring seal with it: a crash in between leaves a
 // stored current version that Open loads. Open must run before anything is
@@ -18,7 +26,7 @@
 // destroyed, so no envelope is ever under a key the keyring lacks.
 //
 // Re-wrap. Run re-wraps, in batches of Config.BatchSize, every envelope not
-// under the current version: secret versions in (ARN, version id) order,
+// under its family's current version: secret versions in (ARN, version id) order,
 // then access keys by id, then the meta items. Each batch is one store
 // Write that reads the rows and re-wraps them in the same transaction, so a
 // concurrent PutSecretValue (whose Write is serialised with it) is never
@@ -50,6 +58,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,8 +105,15 @@ type Config struct {
 	// PollInterval is how often an idle Run looks for work (default
 	// DefaultPollInterval); Rotate wakes it at once.
 	PollInterval time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// RotationInterval, when positive, rotates a key whose current version
+	// is older (checked at every poll); the root key used as the default
+	// key's master key counts as old. Disabled keys are not rotated.
+	RotationInterval time.Duration
+	// Region and AccountID make named keys' ARNs.
+	Region    string
+	AccountID string
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Version is one master key version as Status and Rotate report it.
@@ -205,18 +222,22 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 // destroyed versions the keyring holds (the root key) are removed.
 func (s *Service) sync(ctx context.Context, atOpen bool) error {
 	var rows []store.MasterKeyVersion
+	var named []store.KMSKey
 	err := s.cfg.Store.Read(ctx, func(tx store.Tx) (err error) {
-		rows, err = tx.MasterKeys(ctx)
+		if rows, err = tx.MasterKeys(ctx); err != nil {
+			return err
+		}
+		named, err = tx.KMSKeys(ctx)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("read master key versions: %w", err)
 	}
 	kr, root := s.cfg.Keyring, s.cfg.Root
-	current := ""
+	current := make(map[string]string) // family -> version
 	for _, r := range rows {
 		if r.State == store.KeyCurrent {
-			current = r.ID
+			current[r.Family] = r.ID
 		}
 		if r.State == store.KeyDestroyed || r.ID == root.ID || kr.Has(r.ID) {
 			continue
@@ -225,14 +246,19 @@ func (s *Service) sync(ctx context.Context, atOpen bool) error {
 		if err != nil {
 			return fmt.Errorf("master key version %s does not open with the root key %s: the root key does not belong to this store (hint: restore the data dir's master.key)", r.ID, root.ID)
 		}
-		if err := kr.Add(mk); err != nil {
+		if err := kr.AddIn(r.Family, mk); err != nil {
 			return err
 		}
 	}
-	if current != "" && kr.CurrentKeyID() != current {
-		if err := kr.SetCurrent(current); err != nil {
-			return err
+	for family, id := range current {
+		if kr.CurrentKeyIDIn(family) != id {
+			if err := kr.SetCurrentIn(family, id); err != nil {
+				return err
+			}
 		}
+	}
+	for _, k := range named {
+		kr.SetDisabled(k.ID, !k.Enabled)
 	}
 	if atOpen {
 		for _, r := range rows {
@@ -246,21 +272,39 @@ func (s *Service) sync(ctx context.Context, atOpen bool) error {
 	return nil
 }
 
-// Rotate creates a master key version, stores it wrapped by the root key,
-// makes it current, and wakes the re-wrap job. The previous current version
-// is retired.
-func (s *Service) Rotate(ctx context.Context) (Version, error) {
+// Rotate rotates the default key (alias/aws/secretsmanager): see
+// RotateKey.
+func (s *Service) Rotate(ctx context.Context) (Version, error) { return s.RotateKey(ctx, "") }
+
+// RotateKey creates a master key version of the key family ("" for the
+// default key, else a named key's id), stores it wrapped by the root key,
+// makes it current, and wakes the re-wrap job. The family's previous
+// current version is retired. ErrNotFound for an unknown family.
+func (s *Service) RotateKey(ctx context.Context, family string) (Version, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.rotateLocked(ctx, family)
+}
+
+func (s *Service) rotateLocked(ctx context.Context, family string) (Version, error) {
 	var mk keyring.MasterKey
 	var out store.MasterKeyVersion
 	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
-		rows, err := tx.MasterKeys(ctx)
+		all, err := tx.MasterKeys(ctx)
 		if err != nil {
 			return err
 		}
+		var rows []store.MasterKeyVersion
+		for _, r := range all {
+			if r.Family == family {
+				rows = append(rows, r)
+			}
+		}
+		if family != "" && len(rows) == 0 {
+			return ErrNotFound
+		}
 		now := s.now()
-		n, hasRoot := len(rows)+1, false
+		n, hasRoot := len(rows)+1, family != ""
 		for _, r := range rows {
 			if r.ID == s.cfg.Root.ID {
 				hasRoot = true
@@ -289,21 +333,24 @@ func (s *Service) Rotate(ctx context.Context) (Version, error) {
 		if err != nil {
 			return err
 		}
-		out = store.MasterKeyVersion{ID: mk.ID, Wrapped: wrapped, State: store.KeyCurrent, CreatedAt: now}
+		out = store.MasterKeyVersion{ID: mk.ID, Wrapped: wrapped, State: store.KeyCurrent, CreatedAt: now, Family: family}
 		return tx.PutMasterKey(ctx, out)
 	})
+	if errors.Is(err, ErrNotFound) {
+		return Version{}, err
+	}
 	if err != nil {
 		return Version{}, fmt.Errorf("store new master key version: %w", err)
 	}
 	// Stored first, current second: an envelope is never under a version
 	// the store does not hold.
-	if err := s.cfg.Keyring.Add(mk); err != nil {
+	if err := s.cfg.Keyring.AddIn(family, mk); err != nil {
 		return Version{}, err
 	}
-	if err := s.cfg.Keyring.SetCurrent(mk.ID); err != nil {
+	if err := s.cfg.Keyring.SetCurrentIn(family, mk.ID); err != nil {
 		return Version{}, err
 	}
-	s.log.Info("rotated master key", "key_id", mk.ID)
+	s.log.Info("rotated master key", "key_id", mk.ID, "kms_key_id", family)
 	s.Kick()
 	return Version{ID: out.ID, State: out.State, CreatedAt: out.CreatedAt}, nil
 }
@@ -318,9 +365,13 @@ func (s *Service) Kick() {
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
-// Status reports the versions, how many envelopes each wraps, and the
-// re-wrap job's progress. It reads every access key (there are few).
-func (s *Service) Status(ctx context.Context) (Status, error) {
+// Status reports the default key's status: see StatusOf.
+func (s *Service) Status(ctx context.Context) (Status, error) { return s.StatusOf(ctx, "") }
+
+// StatusOf reports the versions of the key family ("" for the default
+// key), how many envelopes each wraps, and the re-wrap job's progress for
+// the family. It reads every access key (there are few).
+func (s *Service) StatusOf(ctx context.Context, family string) (Status, error) {
 	var rows []store.MasterKeyVersion
 	var usage map[string]int
 	var c cursor
@@ -338,7 +389,18 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		return Status{}, fmt.Errorf("read key status: %w", err)
 	}
 	st := Status{Root: s.cfg.Root.ID}
+	familyOf := make(map[string]string, len(rows))
+	for _, r := range rows {
+		familyOf[r.ID] = r.Family
+		if r.State != store.KeyDestroyed && r.ID != s.cfg.Root.ID {
+			st.RootWraps++
+		}
+	}
+	rows = slices.DeleteFunc(rows, func(r store.MasterKeyVersion) bool { return r.Family != family })
 	if len(rows) == 0 {
+		if family != "" {
+			return Status{}, ErrNotFound
+		}
 		rows = []store.MasterKeyVersion{{ID: s.cfg.Root.ID, State: store.KeyCurrent}}
 	}
 	for _, r := range rows {
@@ -351,16 +413,13 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		case r.State == store.KeyRetired:
 			st.Rewrap.Running = true
 		}
-		if !v.Root && r.State != store.KeyDestroyed {
-			st.RootWraps++
-		}
 	}
 	for id, n := range usage {
-		if id != st.Current {
+		if id != st.Current && familyOf[id] == family {
 			st.Rewrap.Pending += n
 		}
 	}
-	if c.Target == st.Current {
+	if slices.Contains(strings.Split(c.Target, ","), st.Current) {
 		st.Rewrap.Done = c.Done
 	}
 	return st, nil

@@ -31,6 +31,8 @@ type world struct {
 	svc  *secrets.Service
 	keys *keys.Service
 	now  atomic.Int64 // the keys service's clock, Unix ns
+	// tune, when set, changes the keys service's Config at open.
+	tune func(*keys.Config)
 }
 
 func newWorld(t *testing.T) *world {
@@ -60,14 +62,20 @@ func (w *world) open() {
 		t.Fatal(err)
 	}
 	w.st, w.kr = st, kr
-	w.keys, err = keys.Open(t.Context(), keys.Config{
+	cfg := keys.Config{
 		Store: st, Keyring: kr, Root: w.root, Meta: metaItems, BatchSize: 7,
 		Grace: time.Second, Now: func() time.Time { return time.Unix(0, w.now.Load()) },
-	})
+		Region: "us-east-1", AccountID: "123456789012",
+	}
+	if w.tune != nil {
+		w.tune(&cfg)
+	}
+	w.keys, err = keys.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.svc = secrets.New(secrets.Config{Region: "us-east-1", AccountID: "123456789012", Store: st, Keyring: kr})
+	w.svc = secrets.New(secrets.Config{Region: "us-east-1", AccountID: "123456789012", Store: st, Keyring: kr,
+		KMSKeys: kmsKeys{w.keys}})
 }
 
 func (w *world) advance(d time.Duration) { w.now.Add(int64(d)) }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/keyring"
@@ -11,10 +13,19 @@ import (
 )
 
 // Run is the re-wrap job: it works while retired versions remain and
-// sleeps otherwise (Rotate wakes it), until ctx ends.
+// sleeps otherwise (Rotate wakes it), until ctx ends. With
+// Config.RotationInterval it also rotates the keys that are due, at most
+// once per Config.PollInterval.
 func (s *Service) Run(ctx context.Context) {
+	var checked time.Time // last look for keys due for rotation
 	for {
 		s.removeDue()
+		if s.cfg.RotationInterval > 0 && time.Since(checked) >= s.cfg.PollInterval {
+			checked = time.Now()
+			if err := s.rotateDue(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("scheduled master key rotation", "err", err)
+			}
+		}
 		res, err := s.Step(ctx)
 		if ctx.Err() != nil {
 			return
@@ -63,8 +74,6 @@ func (s *Service) Step(ctx context.Context) (StepResult, error) {
 	if err := s.sync(ctx, false); err != nil {
 		return StepResult{}, err
 	}
-	kr := s.cfg.Keyring
-	cur := kr.CurrentKeyID()
 	var res StepResult
 	var c cursor
 	err := s.cfg.Store.Write(ctx, func(tx store.Tx) error {
@@ -73,9 +82,19 @@ func (s *Service) Step(ctx context.Context) (StepResult, error) {
 		if err != nil {
 			return err
 		}
+		// Every family's current version; the pass re-wraps each envelope
+		// to its own family's (keyring.Rewrap).
+		currents := []string{s.cfg.Keyring.CurrentKeyID()}
+		for _, r := range rows {
+			if r.State == store.KeyCurrent && r.Family != "" {
+				currents = append(currents, r.ID)
+			}
+		}
+		slices.Sort(currents)
+		cur := strings.Join(currents, ",")
 		var retired []store.MasterKeyVersion
 		for _, r := range rows {
-			if r.State == store.KeyRetired && r.ID != cur {
+			if r.State == store.KeyRetired && !slices.Contains(currents, r.ID) {
 				retired = append(retired, r)
 			}
 		}
@@ -101,7 +120,7 @@ func (s *Service) Step(ctx context.Context) (StepResult, error) {
 		case phaseMeta:
 			err = s.rewrapMeta(ctx, tx, &c)
 		default: // phaseCheck
-			res, err = s.check(ctx, tx, &c, cur, retired)
+			res, err = s.check(ctx, tx, &c, rows, currents, retired)
 		}
 		if err != nil {
 			return err
@@ -125,7 +144,7 @@ func (s *Service) Step(ctx context.Context) (StepResult, error) {
 
 // rewrapVersions re-wraps one batch of secret versions.
 func (s *Service) rewrapVersions(ctx context.Context, tx store.Tx, c *cursor) error {
-	vs, err := tx.SealedVersionsNotUnder(ctx, c.Target, c.After, c.AfterID, s.cfg.BatchSize)
+	vs, err := tx.SealedVersionsNotUnderAny(ctx, strings.Split(c.Target, ","), c.After, c.AfterID, s.cfg.BatchSize)
 	if err != nil {
 		return err
 	}
@@ -157,7 +176,7 @@ func (s *Service) rewrapAccessKeys(ctx context.Context, tx store.Tx, c *cursor) 
 		return err
 	}
 	for _, k := range ks {
-		if id, ok := keyring.KeyIDOf(k.SealedSecret); k.SealedSecret == nil || (ok && id == c.Target) {
+		if id, ok := keyring.KeyIDOf(k.SealedSecret); k.SealedSecret == nil || (ok && targets(c, id)) {
 			continue
 		}
 		sealed, _, err := s.cfg.Keyring.Rewrap(k.SealedSecret, accessKeyAAD(k.ID))
@@ -189,7 +208,7 @@ func (s *Service) rewrapMeta(ctx context.Context, tx store.Tx, c *cursor) error 
 		if err != nil {
 			return err
 		}
-		if id, ok := keyring.KeyIDOf([]byte(v)); ok && id == c.Target {
+		if id, ok := keyring.KeyIDOf([]byte(v)); ok && targets(c, id) {
 			continue
 		}
 		sealed, _, err := s.cfg.Keyring.Rewrap([]byte(v), it.AAD)
@@ -206,21 +225,54 @@ func (s *Service) rewrapMeta(ctx context.Context, tx store.Tx, c *cursor) error 
 	return nil
 }
 
+// targets reports whether the key id is one the pass re-wraps to.
+func targets(c *cursor, id string) bool {
+	return slices.Contains(strings.Split(c.Target, ","), id)
+}
+
 // check ends a pass: it counts what each retired version still wraps,
-// destroys the empty ones whose grace has passed, and starts another pass
-// if any is not empty.
-func (s *Service) check(ctx context.Context, tx store.Tx, c *cursor, cur string, retired []store.MasterKeyVersion) (StepResult, error) {
+// destroys the retired versions of the families with nothing left to
+// re-wrap once their grace has passed, and starts another pass if any
+// envelope is not under its family's current version.
+func (s *Service) check(ctx context.Context, tx store.Tx, c *cursor, rows []store.MasterKeyVersion, currents []string, retired []store.MasterKeyVersion) (StepResult, error) {
 	usage, err := s.usage(ctx, tx)
 	if err != nil {
 		return StepResult{}, err
 	}
+	cur := strings.Join(currents, ",")
+	familyOf := make(map[string]string, len(rows))
+	for _, r := range rows {
+		familyOf[r.ID] = r.Family
+	}
 	var res StepResult
 	pending := 0
+	pendingIn := make(map[string]int) // by family
 	for id, n := range usage {
-		if id != cur {
+		if !slices.Contains(currents, id) {
 			pending += n
+			pendingIn[familyOf[id]] += n
 		}
 	}
+	now := s.cfg.Now()
+	// A family whose envelopes are all under its current version loses
+	// its empty retired versions even while another family's re-wrap
+	// goes on.
+	var waitRetired []store.MasterKeyVersion
+	for _, r := range retired {
+		if pendingIn[r.Family] > 0 {
+			continue
+		}
+		if pending > 0 && r.RetiredAt.Add(s.cfg.Grace).Sub(now) <= 0 {
+			r.Wrapped, r.State = nil, store.KeyDestroyed
+			if err := tx.PutMasterKey(ctx, r); err != nil {
+				return StepResult{}, err
+			}
+			res.Destroyed = append(res.Destroyed, r.ID)
+			continue
+		}
+		waitRetired = append(waitRetired, r)
+	}
+	retired = waitRetired
 	if pending > 0 {
 		// Written under an old version meanwhile, or not openable.
 		failed := c.Failed
@@ -234,7 +286,6 @@ func (s *Service) check(ctx context.Context, tx store.Tx, c *cursor, cur string,
 		res.More = true
 		return res, nil
 	}
-	now := s.cfg.Now()
 	for _, r := range retired {
 		if wait := r.RetiredAt.Add(s.cfg.Grace).Sub(now); wait > 0 {
 			if res.Wait == 0 || wait < res.Wait {

@@ -100,24 +100,41 @@ func aad(secretARN, versionID string) []byte {
 	return append(b, versionID...)
 }
 
-func (s *Service) seal(secretARN, versionID string, v Value) (sealed []byte, keyID string, err error) {
-	sealed, keyID, err = s.cfg.Keyring.Seal(v.Reveal(), aad(secretARN, versionID))
+// seal seals a value of the secret in the family of its KMS key.
+func (s *Service) seal(sec *store.Secret, versionID string, v Value) (sealed []byte, keyID string, err error) {
+	sealed, keyID, err = s.cfg.Keyring.SealIn(family(sec.KMSKeyID), v.Reveal(), aad(sec.ARN, versionID))
 	if err != nil {
-		return nil, "", &Error{Kind: KindEncryptionFailure, Msg: "Secrets Manager can't encrypt the secret value.", Err: err}
+		return nil, "", s.encryptionFailure(err)
 	}
 	return sealed, keyID, nil
+}
+
+func (s *Service) encryptionFailure(err error) *Error {
+	if de, ok := errors.AsType[*keyring.DisabledError](err); ok {
+		return &Error{Kind: KindEncryptionFailure, Err: err,
+			Msg: "Secrets Manager can't encrypt the secret value: the KMS key " + s.kmsKeyARN(de.Family) + " is disabled."}
+	}
+	return &Error{Kind: KindEncryptionFailure, Msg: "Secrets Manager can't encrypt the secret value.", Err: err}
 }
 
 func (s *Service) open(v store.Version) (Value, error) {
 	pt, err := s.cfg.Keyring.Open(v.Sealed, aad(v.SecretARN, v.VersionID))
 	if err != nil {
-		kind := KindDecryptionFailure
-		if !errors.Is(err, keyring.ErrDecrypt) {
-			kind = KindInternal
-		}
-		return Value{}, &Error{Kind: kind, Msg: "Secrets Manager can't decrypt the protected secret text using the provided KMS key.", Err: err}
+		return Value{}, s.decryptionFailure(err)
 	}
 	return Value{b: pt, binary: v.Binary}, nil
+}
+
+func (s *Service) decryptionFailure(err error) *Error {
+	if de, ok := errors.AsType[*keyring.DisabledError](err); ok {
+		return &Error{Kind: KindDecryptionFailure, Err: err,
+			Msg: "Secrets Manager can't decrypt the protected secret text: the KMS key " + s.kmsKeyARN(de.Family) + " is disabled."}
+	}
+	kind := KindDecryptionFailure
+	if !errors.Is(err, keyring.ErrDecrypt) {
+		kind = KindInternal
+	}
+	return &Error{Kind: kind, Msg: "Secrets Manager can't decrypt the protected secret text using the provided KMS key.", Err: err}
 }
 
 // day truncates t to midnight UTC, the granularity of LastAccessedDate.
@@ -157,15 +174,45 @@ func fromStoreTags(tags []store.Tag) []Tag {
 	return out
 }
 
-// defaultKMSKey reports whether id names the default key, the only one
-// this version of Rotor has.
+// defaultKMSKey reports whether id names the default key.
 func defaultKMSKey(id string) bool {
 	return id == "" || id == "alias/aws/secretsmanager" || strings.HasSuffix(id, ":alias/aws/secretsmanager")
 }
 
-func checkKMSKey(id string) *Error {
-	if !defaultKMSKey(id) {
-		return errorf(KindEncryptionFailure, "Rotor has no KMS key %q; use the default key alias/aws/secretsmanager.", echo(id))
+// family is the keyring family of a secret's store.Secret.KMSKeyID: ""
+// (the default key) or a named key's id.
+func family(kmsKeyID string) string {
+	if defaultKMSKey(kmsKeyID) {
+		return ""
 	}
-	return nil
+	return kmsKeyID
+}
+
+// kmsKeyARN is the ARN of the named key id.
+func (s *Service) kmsKeyARN(id string) string {
+	if id == "" {
+		return "alias/aws/secretsmanager"
+	}
+	return "arn:aws:kms:" + s.cfg.Region + ":" + s.cfg.AccountID + ":key/" + id
+}
+
+// checkKMSKey resolves a request's KmsKeyId to the key id stored in
+// store.Secret.KMSKeyID: "" for the default key. An unknown key is
+// InvalidParameterException, as AWS answers.
+func (s *Service) checkKMSKey(ctx context.Context, id string) (string, error) {
+	if defaultKMSKey(id) {
+		return "", nil
+	}
+	unknown := errorf(KindInvalidParameter, "The KMS key %s is not found or not usable.", echo(id))
+	if s.cfg.KMSKeys == nil || len(id) > 2048 {
+		return "", unknown
+	}
+	k, found, err := s.cfg.KMSKeys.LookupKMSKey(ctx, id)
+	if err != nil {
+		return "", internal("look up kms key", err)
+	}
+	if !found {
+		return "", unknown
+	}
+	return k.ID, nil
 }

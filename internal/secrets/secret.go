@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/arn"
+	"github.com/rotor-secrets/rotor/internal/keyring"
 	"github.com/rotor-secrets/rotor/internal/store"
 )
 
@@ -24,8 +25,9 @@ func (s *Service) CreateSecret(ctx context.Context, in CreateSecretInput) (Creat
 	if err := checkTags(in.Tags); err != nil {
 		return CreateSecretOutput{}, err
 	}
-	if err := checkKMSKey(in.KmsKeyID); err != nil {
-		return CreateSecretOutput{}, err
+	kmsKey, kerr := s.checkKMSKey(ctx, in.KmsKeyID)
+	if kerr != nil {
+		return CreateSecretOutput{}, kerr
 	}
 	if in.AddReplicaRegions > 0 {
 		return CreateSecretOutput{}, errorf(KindInvalidRequest, "Rotor does not replicate secrets to other regions.")
@@ -68,6 +70,7 @@ func (s *Service) CreateSecret(ctx context.Context, in CreateSecretInput) (Creat
 			ARN:           newARN,
 			Name:          in.Name,
 			Tags:          toStoreTags(in.Tags),
+			KMSKeyID:      kmsKey,
 			CreatedAt:     now,
 			LastChangedAt: now,
 		}
@@ -127,10 +130,13 @@ func (s *Service) UpdateSecret(ctx context.Context, in UpdateSecretInput) (Updat
 	if err := checkDescription(in.Description); err != nil {
 		return UpdateSecretOutput{}, err
 	}
+	var kmsKey *string
 	if in.KmsKeyID != nil {
-		if err := checkKMSKey(*in.KmsKeyID); err != nil {
+		k, err := s.checkKMSKey(ctx, *in.KmsKeyID)
+		if err != nil {
 			return UpdateSecretOutput{}, err
 		}
+		kmsKey = &k
 	}
 	if !in.Value.IsZero() {
 		if err := checkValue(in.Value); err != nil {
@@ -153,6 +159,13 @@ func (s *Service) UpdateSecret(ctx context.Context, in UpdateSecretInput) (Updat
 			sec.Description = *in.Description
 			changed = true
 		}
+		if kmsKey != nil && *kmsKey != family(sec.KMSKeyID) {
+			sec.KMSKeyID = *kmsKey
+			if err := s.reencrypt(ctx, tx, sec); err != nil {
+				return err
+			}
+			changed = true
+		}
 		if changed {
 			sec.LastChangedAt = s.now()
 			if err := tx.UpdateSecret(ctx, sec); err != nil {
@@ -169,6 +182,42 @@ func (s *Service) UpdateSecret(ctx context.Context, in UpdateSecretInput) (Updat
 		return nil
 	})
 	return out, err
+}
+
+// reencrypt moves the versions labelled AWSCURRENT, AWSPENDING or
+// AWSPREVIOUS to the secret's (new) KMS key, as AWS does when UpdateSecret
+// changes KmsKeyId; other versions stay under the key they were sealed
+// with, and still open while it is enabled. Only the data keys are
+// re-wrapped.
+func (s *Service) reencrypt(ctx context.Context, tx store.Tx, sec store.Secret) error {
+	vers, err := tx.Versions(ctx, sec.ARN)
+	if err != nil {
+		return internal("list versions", err)
+	}
+	for _, v := range vers {
+		if !hasStage(v.Stages, StageCurrent) && !hasStage(v.Stages, StagePending) && !hasStage(v.Stages, StagePrevious) {
+			continue
+		}
+		// Versions does not read values.
+		if v, err = tx.Version(ctx, sec.ARN, v.VersionID); err != nil {
+			return internal("read version", err)
+		}
+		if v.Sealed == nil {
+			continue
+		}
+		sealed, keyID, err := s.cfg.Keyring.RewrapIn(family(sec.KMSKeyID), v.Sealed, aad(v.SecretARN, v.VersionID))
+		if err != nil {
+			if de, ok := errors.AsType[*keyring.DisabledError](err); ok && de.Family == family(sec.KMSKeyID) {
+				return s.encryptionFailure(err)
+			}
+			return s.decryptionFailure(err)
+		}
+		v.Sealed, v.KeyID = sealed, keyID
+		if err := tx.UpdateVersion(ctx, v); err != nil {
+			return internal("update version", err)
+		}
+	}
+	return nil
 }
 
 // DescribeSecret returns a secret's metadata; it works on secrets scheduled
@@ -229,7 +278,7 @@ func (s *Service) describe(ctx context.Context, tx store.Tx, sec store.Secret) (
 		ARN:              sec.ARN,
 		Name:             sec.Name,
 		Description:      sec.Description,
-		KmsKeyID:         sec.KMSKeyID,
+		KmsKeyID:         s.describeKMSKey(sec.KMSKeyID),
 		CreatedDate:      sec.CreatedAt,
 		LastChangedDate:  sec.LastChangedAt,
 		LastAccessedDate: sec.LastAccessedAt,
@@ -508,4 +557,13 @@ func tagKeys(tags []Tag) []string {
 		keys[i] = t.Key
 	}
 	return keys
+}
+
+// describeKMSKey is DescribeSecret's KmsKeyId: absent for the default key,
+// the key's ARN otherwise.
+func (s *Service) describeKMSKey(kmsKeyID string) string {
+	if f := family(kmsKeyID); f != "" {
+		return s.kmsKeyARN(f)
+	}
+	return ""
 }

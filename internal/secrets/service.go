@@ -31,6 +31,9 @@ type Config struct {
 	AccountID string
 	Store     store.Store
 	Keyring   *keyring.Keyring
+	// KMSKeys resolves the KmsKeyId of CreateSecret and UpdateSecret to a
+	// named key (a keyring family). Nil: only the default key exists.
+	KMSKeys KMSKeys
 	// CheckPolicy parses a resource policy document: err (shown to the
 	// client) when its syntax is wrong, public when it grants access to
 	// everyone. Nil accepts any JSON object as non-public.
@@ -62,6 +65,21 @@ type Config struct {
 	Now    func() time.Time // defaults to time.Now
 	Rand   io.Reader        // defaults to crypto/rand
 	Logger *slog.Logger
+}
+
+// KMSKeys finds named keys (internal/keys implements it).
+type KMSKeys interface {
+	// LookupKMSKey finds the key id names: a key id, a key ARN, an alias
+	// (alias/NAME) or an alias ARN. found is false when there is none. The
+	// default key (alias/aws/secretsmanager) has ID "".
+	LookupKMSKey(ctx context.Context, id string) (k KMSKey, found bool, err error)
+}
+
+// KMSKey is a named key: its id is the keyring family its secrets'
+// values are sealed in.
+type KMSKey struct {
+	ID  string
+	ARN string
 }
 
 // Service implements the operations. It is safe for concurrent use.

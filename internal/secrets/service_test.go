@@ -193,7 +193,7 @@ func TestCreateSecret(t *testing.T) {
 		{"description too long", secrets.CreateSecretInput{Name: "t", Description: str(strings.Repeat("d", 2049))}, secrets.KindValidation},
 		{"reserved tag", secrets.CreateSecretInput{Name: "t", Tags: []secrets.Tag{{Key: "aws:x", Value: "1"}}}, secrets.KindInvalidParameter},
 		{"duplicate tag", secrets.CreateSecretInput{Name: "t", Tags: []secrets.Tag{{Key: "a"}, {Key: "a"}}}, secrets.KindInvalidParameter},
-		{"unknown kms key", secrets.CreateSecretInput{Name: "t", KmsKeyID: "alias/other"}, secrets.KindEncryptionFailure},
+		{"unknown kms key", secrets.CreateSecretInput{Name: "t", KmsKeyID: "alias/other"}, secrets.KindInvalidParameter},
 		{"replicas", secrets.CreateSecretInput{Name: "t", AddReplicaRegions: 1}, secrets.KindInvalidRequest},
 	}
 	for _, c := range invalid {
@@ -540,7 +540,7 @@ func TestUpdateSecret(t *testing.T) {
 	_, err := h.svc.UpdateSecret(ctx, secrets.UpdateSecretInput{SecretID: "s", ClientRequestToken: token(1), Value: secrets.StringValue("different")})
 	wantKind(t, err, secrets.KindExists)
 	_, err = h.svc.UpdateSecret(ctx, secrets.UpdateSecretInput{SecretID: "s", KmsKeyID: str("arn:aws:kms:us-east-1:000000000000:key/x")})
-	wantKind(t, err, secrets.KindEncryptionFailure)
+	wantKind(t, err, secrets.KindInvalidParameter)
 	_, err = h.svc.UpdateSecret(ctx, secrets.UpdateSecretInput{SecretID: "s", KmsKeyID: str("alias/aws/secretsmanager")})
 	if err != nil {
 		t.Fatal(err)

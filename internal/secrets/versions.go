@@ -269,7 +269,7 @@ func (s *Service) putVersion(ctx context.Context, tx store.Tx, sec *store.Secret
 		return existing.Stages, nil
 	case err == nil:
 		// Fill the placeholder.
-		existing.Sealed, existing.KeyID, err = s.seal(sec.ARN, token, v)
+		existing.Sealed, existing.KeyID, err = s.seal(sec, token, v)
 		if err != nil {
 			return nil, err
 		}
@@ -278,7 +278,7 @@ func (s *Service) putVersion(ctx context.Context, tx store.Tx, sec *store.Secret
 			return nil, internal("update version", err)
 		}
 	case errors.Is(err, store.ErrNotFound):
-		sealed, keyID, err := s.seal(sec.ARN, token, v)
+		sealed, keyID, err := s.seal(sec, token, v)
 		if err != nil {
 			return nil, err
 		}
@@ -437,7 +437,7 @@ func (s *Service) ListSecretVersionIds(ctx context.Context, in ListSecretVersion
 		}
 		entries = append(entries, VersionEntry{
 			VersionID: v.VersionID, VersionStages: v.Stages, CreatedDate: v.CreatedAt,
-			LastAccessedDate: v.LastAccessedAt, KmsKeyIDs: []string{"DefaultEncryptionKey"},
+			LastAccessedDate: v.LastAccessedAt, KmsKeyIDs: []string{s.versionKey(v)},
 		})
 	}
 	start := 0
@@ -526,4 +526,14 @@ func (s *Service) UpdateSecretVersionStage(ctx context.Context, in UpdateSecretV
 		return s.purgeDeprecated(ctx, tx, sec.ARN)
 	})
 	return ref, err
+}
+
+// versionKey names the KMS key of a version's value as
+// ListSecretVersionIds does: DefaultEncryptionKey for the default key, the
+// key's ARN otherwise.
+func (s *Service) versionKey(v store.Version) string {
+	if f := s.cfg.Keyring.FamilyOf(v.KeyID); f != "" {
+		return s.kmsKeyARN(f)
+	}
+	return "DefaultEncryptionKey"
 }
