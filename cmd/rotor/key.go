@@ -1,11 +1,13 @@
 package main
 
-// `rotor key …`: master key versions, through rotor.RotateMasterKey and
-// rotor.GetMasterKeyStatus.
+// `rotor key …`: named keys and master key versions, through
+// rotor.CreateKey, ListKeys, DescribeKey, EnableKey, DisableKey,
+// RotateMasterKey and GetMasterKeyStatus.
 
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -13,20 +15,106 @@ import (
 
 func newMasterKeyCmd(e *env) *cobra.Command {
 	a := &adminCLI{e: e, feature: "master key versions"}
-	cmd := a.newGroup("key", "Rotate the master key and watch the re-wrap",
-		`Rotate the master key and watch the re-wrap of the data keys.
+	cmd := a.newGroup("key", "Manage KMS keys, rotate master keys and watch the re-wrap",
+		`Manage the keys secrets are encrypted with, as KmsKeyId selects a KMS key in
+AWS: the default key alias/aws/secretsmanager, and named keys created with
+rotor key create. A disabled key's secrets cannot be read (DecryptionFailure)
+until it is enabled again.
 
-The root key (the data dir's master.key) wraps master key versions; the
-current version wraps every new data key. rotor key rotate makes a new
-version current at once; the server then re-wraps every existing data key in
-the background, online, and destroys an old version once nothing uses it.
-rotor key status shows the versions and how many data keys each still wraps.
+Each key is a family of master key versions; the root key (the data dir's
+master.key) wraps them all. rotor key rotate makes a new version of a key
+current at once; the server then re-wraps its data keys in the background,
+online, and destroys an old version once nothing uses it. rotor key status
+shows a key's versions and how many data keys each still wraps.
 
-The caller needs the root credentials or rotor:RotateMasterKey and
-rotor:GetMasterKeyStatus. The endpoint, region and credentials are found as
-for rotor secret.`)
-	cmd.AddCommand(a.newMasterKeyRotateCmd(), a.newMasterKeyStatusCmd())
+The caller needs the root credentials or the rotor: action of the operation
+(rotor:CreateKey, rotor:RotateMasterKey, …). The endpoint, region and
+credentials are found as for rotor secret.`)
+	cmd.AddCommand(a.newMasterKeyRotateCmd(), a.newMasterKeyStatusCmd(), a.newKMSKeyCreateCmd(), a.newKMSKeyListCmd(),
+		a.newKeyDescribeCmd(), a.newKeyEnableCmd("enable", "EnableKey"), a.newKeyEnableCmd("disable", "DisableKey"))
 	return cmd
+}
+
+type keyMetadata struct {
+	KeyId        string
+	Arn          string
+	Alias        string
+	Description  string
+	Enabled      bool
+	KeyState     string
+	CreationDate *float64
+}
+
+func printKey(w io.Writer, k keyMetadata) error {
+	_, err := fmt.Fprintf(w, "key id: %s\narn: %s\nalias: %s\ndescription: %s\nstate: %s\ncreated: %s\n",
+		printable(k.KeyId), printable(k.Arn), printable(k.Alias), printable(k.Description), printable(k.KeyState), epochText(k.CreationDate))
+	return err
+}
+
+func (a *adminCLI) newKMSKeyCreateCmd() *cobra.Command {
+	var in struct{ Alias, Description string }
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a named key that secrets select with KmsKeyId",
+		Args:  secretArgs(0, false),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct{ KeyMetadata keyMetadata }
+			return a.run(cmd, "CreateKey", in, &out, func(w io.Writer) error { return printKey(w, out.KeyMetadata) })
+		},
+	}
+	cmd.Flags().StringVar(&in.Alias, "alias", "", "the key's alias, alias/NAME (not alias/aws/…)")
+	cmd.Flags().StringVar(&in.Description, "description", "", "the key's description")
+	return cmd
+}
+
+func (a *adminCLI) newKMSKeyListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the named keys",
+		Args:  secretArgs(0, false),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct{ Keys []keyMetadata }
+			return a.run(cmd, "ListKeys", struct{}{}, &out, func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "KEY ID\tALIAS\tSTATE\tCREATED")
+				for _, k := range out.Keys {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(k.KeyId), printable(k.Alias), printable(k.KeyState), epochText(k.CreationDate))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func (a *adminCLI) newKeyDescribeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe KEY",
+		Short: "Show a key given by id, ARN or alias",
+		Args:  secretArgs(1, false, "KEY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct{ KeyMetadata keyMetadata }
+			return a.run(cmd, "DescribeKey", struct{ KeyId string }{args[0]}, &out, func(w io.Writer) error { return printKey(w, out.KeyMetadata) })
+		},
+	}
+}
+
+func (a *adminCLI) newKeyEnableCmd(verb, op string) *cobra.Command {
+	short := "Enable a key: its secrets can be read again"
+	if verb == "disable" {
+		short = "Disable a key: its secrets cannot be read (DecryptionFailure) until it is enabled"
+	}
+	return &cobra.Command{
+		Use:   verb + " KEY",
+		Short: short,
+		Args:  secretArgs(1, false, "KEY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct{ KeyMetadata keyMetadata }
+			return a.run(cmd, op, struct{ KeyId string }{args[0]}, &out, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "key %s is %s\n", printable(out.KeyMetadata.KeyId), strings.ToLower(printable(out.KeyMetadata.KeyState)))
+				return err
+			})
+		},
+	}
 }
 
 type keyVersion struct {
@@ -39,22 +127,30 @@ type keyVersion struct {
 }
 
 func (a *adminCLI) newMasterKeyRotateCmd() *cobra.Command {
-	return &cobra.Command{
+	var in struct {
+		KeyId string `json:",omitempty"`
+	}
+	cmd := &cobra.Command{
 		Use:   "rotate",
 		Short: "Make a new master key version current and re-wrap in the background",
 		Args:  secretArgs(0, false),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct{ KeyVersion keyVersion }
-			return a.run(cmd, "RotateMasterKey", struct{}{}, &out, func(w io.Writer) error {
+			return a.run(cmd, "RotateMasterKey", in, &out, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "master key version %s is current; re-wrapping in the background (rotor key status)\n", out.KeyVersion.Id)
 				return err
 			})
 		},
 	}
+	cmd.Flags().StringVar(&in.KeyId, "key", "", "the key to rotate, by id, ARN or alias (default: alias/aws/secretsmanager)")
+	return cmd
 }
 
 func (a *adminCLI) newMasterKeyStatusCmd() *cobra.Command {
-	return &cobra.Command{
+	var in struct {
+		KeyId string `json:",omitempty"`
+	}
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the master key versions and the re-wrap's progress",
 		Long: `Show the master key versions, oldest first, with how many data keys each
@@ -72,7 +168,7 @@ items), and the background re-wrap's progress.`,
 					Running       bool
 				}
 			}
-			return a.run(cmd, "GetMasterKeyStatus", struct{}{}, &out, func(w io.Writer) error {
+			return a.run(cmd, "GetMasterKeyStatus", in, &out, func(w io.Writer) error {
 				fmt.Fprintf(w, "current: %s\nroot key: %s (wraps %d versions)\n", out.Current, out.RootKey, out.RootKeyWraps)
 				state := "idle"
 				switch {
@@ -95,4 +191,6 @@ items), and the background re-wrap's progress.`,
 			})
 		},
 	}
+	cmd.Flags().StringVar(&in.KeyId, "key", "", "the key to show, by id, ARN or alias (default: alias/aws/secretsmanager)")
+	return cmd
 }

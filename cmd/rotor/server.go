@@ -100,6 +100,8 @@ passphrase (passphrase: Argon2id). With a passphrase and no
 		"where the master key comes from: file (<data-dir>/master.key), env (ROTOR_MASTER_KEY) or passphrase (<data-dir>/master.seal)")
 	f.StringVar(&cfg.PassphraseFile, "passphrase-file", "",
 		"with --master-key-source passphrase: unseal at start with the passphrase in `FILE` (otherwise start sealed; see rotor unseal)")
+	f.DurationVar(&cfg.Keys.RotationInterval, "master-key-rotation-interval", 0,
+		"rotate a master key (the default and every enabled named key) once its current version is this old, e.g. 2160h for 90 days (0: only by rotor key rotate)")
 	f.DurationVar(&cfg.AuditSyncEvery, "audit-sync-interval", 0,
 		"fsync the audit log at most this often instead of before every answer (0: every answer; records are always written before it)")
 	return cmd

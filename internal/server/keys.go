@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/keyring"
 	"github.com/rotor-secrets/rotor/internal/keys"
+	"github.com/rotor-secrets/rotor/internal/secrets"
 	"github.com/rotor-secrets/rotor/internal/store"
 )
 
@@ -30,9 +32,13 @@ const keyCheckAAD = "rotor/key-check"
 // internal/keys' defaults. Tests set them (cmd/rotor:
 // ROTOR_TEST_REWRAP_BATCH, ROTOR_TEST_REWRAP_DELAY) to make a re-wrap slow
 // enough to be interrupted.
+//
+// RotationInterval (--master-key-rotation-interval), when positive, rotates
+// every enabled key whose current version is older.
 type KeysConfig struct {
-	RewrapBatch int
-	RewrapDelay time.Duration
+	RewrapBatch      int
+	RewrapDelay      time.Duration
+	RotationInterval time.Duration
 }
 
 // openKeys loads the stored master key versions into kr (root is the root
@@ -41,5 +47,20 @@ func openKeys(ctx context.Context, cfg Config, st store.Store, kr *keyring.Keyri
 	return keys.Open(ctx, keys.Config{
 		Store: st, Keyring: kr, Root: root, Meta: sealedMeta(), Logger: log,
 		BatchSize: cfg.Keys.RewrapBatch, BatchDelay: cfg.Keys.RewrapDelay,
+		RotationInterval: cfg.Keys.RotationInterval, Region: cfg.Region, AccountID: cfg.AccountID,
 	})
+}
+
+// kmsKeys lets internal/secrets resolve KmsKeyId with internal/keys.
+type kmsKeys struct{ keys *keys.Service }
+
+func (k kmsKeys) LookupKMSKey(ctx context.Context, id string) (secrets.KMSKey, bool, error) {
+	key, err := k.keys.Lookup(ctx, id)
+	if errors.Is(err, keys.ErrNotFound) {
+		return secrets.KMSKey{}, false, nil
+	}
+	if err != nil {
+		return secrets.KMSKey{}, false, err
+	}
+	return secrets.KMSKey{ID: key.ID, ARN: key.ARN}, true, nil
 }

@@ -309,6 +309,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 		AccountID:     cfg.AccountID,
 		Store:         st,
 		Keyring:       kr,
+		KMSKeys:       kmsKeys{masterKeys},
 		CheckPolicy:   checkPolicy,
 		Authorize:     access.Authorize,
 		Functions:     functions,
