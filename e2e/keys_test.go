@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -42,22 +41,7 @@ type keyStatus struct {
 // its stdout; it must succeed.
 func runKey(t testing.TB, srv *server, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, rotorBin, append([]string{"key"}, args...)...)
-	cmd.Env = append(cleanEnv("AWS_", "ROTOR_", "HOME="),
-		"HOME="+t.TempDir(),
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER="+srv.endpoint(),
-		"AWS_ACCESS_KEY_ID="+testAccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+testSecretAccessKey,
-		"AWS_REGION="+region,
-	)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("rotor key %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String()
+	return runRotorAt(t, srv, append([]string{"key"}, args...)...)
 }
 
 func masterKeyStatus(t testing.TB, srv *server) keyStatus {

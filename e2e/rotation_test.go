@@ -648,9 +648,16 @@ func TestRotationAWSCLI(t *testing.T) {
 // and returns its stdout; it must succeed.
 func runRotorSecret(t *testing.T, srv *server, args ...string) string {
 	t.Helper()
+	return runRotorAt(t, srv, append([]string{"secret"}, args...)...)
+}
+
+// runRotorAt runs `rotor args…` against srv with the root key (configured
+// through the environment only) and returns its stdout; it must succeed.
+func runRotorAt(t testing.TB, srv *server, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, rotorBin, append([]string{"secret"}, args...)...)
+	cmd := exec.CommandContext(ctx, rotorBin, args...)
 	cmd.Env = append(cleanEnv("AWS_", "ROTOR_", "HOME="),
 		"HOME="+t.TempDir(),
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER="+srv.endpoint(),
@@ -661,7 +668,7 @@ func runRotorSecret(t *testing.T, srv *server, args ...string) string {
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("rotor secret %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		t.Fatalf("rotor %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String()
 }

@@ -344,10 +344,7 @@ func (s *Service) rotateLocked(ctx context.Context, family string) (Version, err
 	}
 	// Stored first, current second: an envelope is never under a version
 	// the store does not hold.
-	if err := s.cfg.Keyring.AddIn(family, mk); err != nil {
-		return Version{}, err
-	}
-	if err := s.cfg.Keyring.SetCurrentIn(family, mk.ID); err != nil {
+	if err := s.install(family, mk); err != nil {
 		return Version{}, err
 	}
 	s.log.Info("rotated master key", "key_id", mk.ID, "kms_key_id", family)
@@ -487,4 +484,13 @@ func writeCursor(ctx context.Context, tx store.Tx, c cursor) error {
 		return err
 	}
 	return tx.PutMeta(ctx, CursorMeta, string(b))
+}
+
+// install makes mk, already stored, the current version of family in the
+// keyring.
+func (s *Service) install(family string, mk keyring.MasterKey) error {
+	if err := s.cfg.Keyring.AddIn(family, mk); err != nil {
+		return err
+	}
+	return s.cfg.Keyring.SetCurrentIn(family, mk.ID)
 }

@@ -125,10 +125,7 @@ func (s *Service) CreateKey(ctx context.Context, alias, description string) (Key
 	if err != nil {
 		return Key{}, fmt.Errorf("store new key: %w", err)
 	}
-	if err := s.cfg.Keyring.AddIn(id, mk); err != nil {
-		return Key{}, err
-	}
-	if err := s.cfg.Keyring.SetCurrentIn(id, mk.ID); err != nil {
+	if err := s.install(id, mk); err != nil {
 		return Key{}, err
 	}
 	s.log.Info("created kms key", "kms_key_id", id, "alias", alias)
