@@ -6,6 +6,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -245,6 +247,121 @@ func TestDataDirWithoutMasterKey(t *testing.T) {
 	}
 	if !strings.Contains(out, "master.key") {
 		t.Errorf("the refusal does not name master.key:\n%s", out)
+	}
+	t.Logf("refusal: %s", strings.TrimSpace(out))
+	must(t, srv.start())
+}
+
+// TestRootKeyRotation replaces master.key after a leak: refused while the
+// root key wraps data keys, then done online; the new master.key opens the
+// data dir after a restart, and the old one opens nothing.
+func TestRootKeyRotation(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := client(t, srv)
+	prefix := uniqueName(t)
+	const n = 10
+	for i := range n {
+		createString(t, c, fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("value-%d", i))
+	}
+	keyPath := filepath.Join(srv.dataDir, "master.key")
+	oldKey, err := os.ReadFile(keyPath)
+	must(t, err)
+	cliEnv := []string{"HOME=" + t.TempDir(), "AWS_ENDPOINT_URL_SECRETS_MANAGER=" + srv.endpoint(),
+		"AWS_ACCESS_KEY_ID=" + testAccessKeyID, "AWS_SECRET_ACCESS_KEY=" + testSecretAccessKey, "AWS_REGION=" + region}
+
+	out, code := runRotor(t, cliEnv, "key", "rotate-root")
+	if code != 1 || !strings.Contains(out, "the root key still wraps") || !strings.Contains(out, "rotor key rotate") {
+		t.Fatalf("rotate-root before rotate: exit %d\n%s", code, out)
+	}
+	before := masterKeyStatus(t, srv)
+
+	runKey(t, srv, "rotate")
+	waitRewrapped(t, srv)
+	text := runKey(t, srv, "rotate-root")
+	t.Logf("rotor key rotate-root: %s", strings.TrimSpace(text))
+	st := masterKeyStatus(t, srv)
+	if st.RootKey == before.RootKey || !strings.HasPrefix(st.RootKey, "mk-") || !strings.Contains(text, st.RootKey) {
+		t.Fatalf("status after rotate-root: root %s (was %s)", st.RootKey, before.RootKey)
+	}
+	newKey, err := os.ReadFile(keyPath)
+	must(t, err)
+	if string(newKey) == string(oldKey) {
+		t.Fatal("master.key did not change")
+	}
+	if _, err := os.Stat(keyPath + ".next"); err == nil {
+		t.Error("master.key.next is left")
+	}
+	// The server keeps serving, and new versions use the new root key.
+	for i := range n {
+		if got, want := getString(t, c, fmt.Sprintf("%s-%d", prefix, i)), fmt.Sprintf("value-%d", i); got != want {
+			t.Errorf("after rotate-root: %q, want %q", got, want)
+		}
+	}
+	runKey(t, srv, "rotate")
+	createString(t, c, prefix+"-new", "after the root rotation")
+
+	srv.restart(t)
+	c = client(t, srv)
+	if got := masterKeyStatus(t, srv).RootKey; got != st.RootKey {
+		t.Errorf("root key after restart: %s, want %s", got, st.RootKey)
+	}
+	for i := range n {
+		if got, want := getString(t, c, fmt.Sprintf("%s-%d", prefix, i)), fmt.Sprintf("value-%d", i); got != want {
+			t.Errorf("after restart: %q, want %q", got, want)
+		}
+	}
+	if got := getString(t, c, prefix+"-new"); got != "after the root rotation" {
+		t.Errorf("after restart: %q", got)
+	}
+	_, err = srv.stop()
+	must(t, err)
+
+	// Crash after master.key.next was written, before the store committed:
+	// the pending key opens nothing and is dropped.
+	foreign := make([]byte, 32)
+	_, _ = rand.Read(foreign)
+	must(t, os.WriteFile(keyPath+".next", []byte(base64.StdEncoding.EncodeToString(foreign)+"\n"), 0o600))
+	must(t, srv.start())
+	if got := getString(t, client(t, srv), prefix+"-1"); got != "value-1" {
+		t.Errorf("after a crash before the commit: %q", got)
+	}
+	_, err = srv.stop()
+	must(t, err)
+	if _, err := os.Stat(keyPath + ".next"); err == nil {
+		t.Error("the uncommitted master.key.next is left")
+	}
+	// Crash after the store committed, before the rename: the pending key
+	// opens the versions and is installed.
+	must(t, os.Rename(keyPath, keyPath+".next"))
+	must(t, os.WriteFile(keyPath, oldKey, 0o600))
+	must(t, srv.start())
+	if got := getString(t, client(t, srv), prefix+"-1"); got != "value-1" {
+		t.Errorf("after a crash before the rename: %q", got)
+	}
+	_, err = srv.stop()
+	must(t, err)
+	if b, err := os.ReadFile(keyPath); err != nil || string(b) != string(newKey) {
+		t.Errorf("master.key after recovery is not the new key (%v)", err)
+	}
+
+	// A copy of the data dir with the OLD master.key is refused.
+	copyDir := t.TempDir()
+	entries, err := os.ReadDir(srv.dataDir)
+	must(t, err)
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == "master.key" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(srv.dataDir, e.Name()))
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(copyDir, e.Name()), b, 0o600))
+	}
+	must(t, os.WriteFile(filepath.Join(copyDir, "master.key"), oldKey, 0o600))
+	out, code = runRotor(t, []string{"ROTOR_ROOT_ACCESS_KEY_ID=" + testAccessKeyID, "ROTOR_ROOT_SECRET_ACCESS_KEY=" + testSecretAccessKey},
+		"server", "--listen", "127.0.0.1:0", "--data-dir", copyDir)
+	if code == 0 || strings.Contains(out, "rotor server listening") || !strings.Contains(out, "does not belong to this store") {
+		t.Fatalf("server with the old master.key: exit %d\n%s", code, out)
 	}
 	t.Logf("refusal: %s", strings.TrimSpace(out))
 	must(t, srv.start())

@@ -25,12 +25,14 @@ Each key is a family of master key versions; the root key (the data dir's
 master.key) wraps them all. rotor key rotate makes a new version of a key
 current at once; the server then re-wraps its data keys in the background,
 online, and destroys an old version once nothing uses it. rotor key status
-shows a key's versions and how many data keys each still wraps.
+shows a key's versions and how many data keys each still wraps. rotor key
+rotate-root replaces the root key itself (after a leak), once no data key is
+under it.
 
 The caller needs the root credentials or the rotor: action of the operation
 (rotor:CreateKey, rotor:RotateMasterKey, …). The endpoint, region and
 credentials are found as for rotor secret.`)
-	cmd.AddCommand(a.newMasterKeyRotateCmd(), a.newMasterKeyStatusCmd(), a.newKMSKeyCreateCmd(), a.newKMSKeyListCmd(),
+	cmd.AddCommand(a.newMasterKeyRotateCmd(), a.newRootKeyRotateCmd(), a.newMasterKeyStatusCmd(), a.newKMSKeyCreateCmd(), a.newKMSKeyListCmd(),
 		a.newKeyDescribeCmd(), a.newKeyEnableCmd("enable", "EnableKey"), a.newKeyEnableCmd("disable", "DisableKey"))
 	return cmd
 }
@@ -143,6 +145,55 @@ func (a *adminCLI) newMasterKeyRotateCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&in.KeyId, "key", "", "the key to rotate, by id, ARN or alias (default: alias/aws/secretsmanager)")
+	return cmd
+}
+
+func (a *adminCLI) newRootKeyRotateCmd() *cobra.Command {
+	var passFile string
+	cmd := &cobra.Command{
+		Use:   "rotate-root",
+		Short: "Replace the root key (master.key or master.seal) after it leaked",
+		Long: `Replace the root key: a new one is written beside the current one
+(master.key.next or master.seal.next), every stored master key version is
+re-wrapped under it in one transaction, and it then replaces master.key or
+master.seal. The old root key opens nothing afterwards.
+
+No data key may still be under the root key itself: run rotor key rotate
+first and wait until rotor key status shows the root key wrapping no data
+keys. A server whose root key comes from ROTOR_MASTER_KEY refuses. With
+--master-key-source passphrase give the passphrase (--passphrase-file): the
+new root key is sealed with it.
+
+Backups taken before still need the old root key.`,
+		Args: secretArgs(0, false),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var in struct {
+				Passphrase string `json:",omitempty"`
+			}
+			if passFile != "" {
+				pass, err := readUnsealPassphrase(a.e, passFile)
+				if err != nil {
+					return err
+				}
+				in.Passphrase = string(pass)
+				clear(pass)
+			}
+			var out struct {
+				OldRootKey, RootKey string
+				RewrappedVersions   int
+				Warning             string
+			}
+			return a.run(cmd, "RotateRootKey", in, &out, func(w io.Writer) error {
+				if out.Warning != "" {
+					fmt.Fprintf(a.e.stderr, "rotor: warning: %s\n", out.Warning)
+				}
+				_, err := fmt.Fprintf(w, "root key %s replaces %s (%d master key versions re-wrapped); destroy copies of the old root key per your policy\n",
+					printable(out.RootKey), printable(out.OldRootKey), out.RewrappedVersions)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "with a passphrase-sealed root key: the passphrase, in `FILE`")
 	return cmd
 }
 

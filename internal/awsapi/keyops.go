@@ -3,11 +3,16 @@ package awsapi
 import (
 	"context"
 	"errors"
+	"fmt"
 
+	"github.com/rotor-secrets/rotor/internal/keyring"
 	"github.com/rotor-secrets/rotor/internal/keys"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 )
 
+// rotor.RotateRootKey: a new root key for the stored versions, once no
+// data key is under the root key (RootKeyAdmin).
+//
 // rotor.RotateMasterKey and rotor.GetMasterKeyStatus: a new master key
 // version of a key (the default one unless KeyId names another), and the
 // key's versions with how many data keys each still wraps and the
@@ -19,6 +24,7 @@ import (
 
 var keyOperations = rotorOps(
 	op("RotateMasterKey", keyIDInput, rotateMasterKey),
+	op("RotateRootKey", rotateRootKeyInput, rotateRootKey),
 	op("GetMasterKeyStatus", keyIDInput, masterKeyStatus),
 	op("CreateKey", createKeyInput, createKey),
 	op("ListKeys", noInput, listKeys),
@@ -39,6 +45,25 @@ type KeyAdmin interface {
 	Keys(ctx context.Context) ([]keys.Key, error)
 	Lookup(ctx context.Context, id string) (keys.Key, error)
 	SetEnabled(ctx context.Context, id string, enabled bool) (keys.Key, error)
+}
+
+// RootKeyAdmin is a KeyAdmin that can also replace the root key
+// (rotor.RotateRootKey); passphrase is the request's, for a root key sealed
+// with one.
+type RootKeyAdmin interface {
+	RotateRootKey(ctx context.Context, passphrase []byte) (keys.RootRotation, error)
+}
+
+// rotateRootKeyRequest's Passphrase is never logged nor audited.
+type rotateRootKeyRequest struct {
+	Passphrase string
+}
+
+type rotateRootKeyOut struct {
+	OldRootKey        string
+	RootKey           string
+	RewrappedVersions int
+	Warning           string `json:",omitempty"`
 }
 
 type keyRequest struct {
@@ -123,7 +148,10 @@ func (h *Handler) checkKeyAdmin(ctx context.Context) error {
 // keyError maps internal/keys' errors to the wire.
 func keyError(err error, id string) error {
 	var ie *keys.InvalidError
+	var pe *keys.PreconditionError
 	switch {
+	case errors.As(err, &pe):
+		return &secrets.Error{Kind: secrets.KindInvalidRequest, Msg: pe.Msg}
 	case errors.Is(err, keys.ErrNotFound):
 		return &secrets.Error{Kind: secrets.KindNotFound, Msg: "Rotor can't find the KMS key " + echoKey(id) + "."}
 	case errors.Is(err, keys.ErrAliasExists):
@@ -188,6 +216,31 @@ func rotateMasterKey(ctx context.Context, h *Handler, id string) (any, error) {
 		return nil, keyError(err, id)
 	}
 	return rotateMasterKeyOut{KeyVersion: keyVersionOut{Id: v.ID, State: string(v.State), CreateDate: epochTime(v.CreatedAt)}}, nil
+}
+
+func rotateRootKeyInput(r *rotateRootKeyRequest) ([]byte, error) {
+	if len(r.Passphrase) > keyring.MaxPassphraseLen {
+		return nil, &secrets.Error{Kind: secrets.KindInvalidParameter, Msg: fmt.Sprintf("Passphrase has at most %d bytes.", keyring.MaxPassphraseLen)}
+	}
+	return []byte(r.Passphrase), nil
+}
+
+// rotateRootKey is rotor.RotateRootKey: a new root key wraps the stored
+// master key versions (internal/keys.Service.RotateRoot).
+func rotateRootKey(ctx context.Context, h *Handler, pass []byte) (any, error) {
+	defer clear(pass)
+	if err := h.checkKeyAdmin(ctx); err != nil {
+		return nil, err
+	}
+	ra, ok := h.keys.(RootKeyAdmin)
+	if !ok {
+		return nil, &secrets.Error{Kind: secrets.KindInvalidRequest, Msg: "This server cannot rotate its root key."}
+	}
+	r, err := ra.RotateRootKey(ctx, pass)
+	if err != nil {
+		return nil, keyError(err, "")
+	}
+	return rotateRootKeyOut{OldRootKey: r.Old, RootKey: r.New, RewrappedVersions: r.Rewrapped, Warning: r.Warning}, nil
 }
 
 func masterKeyStatus(ctx context.Context, h *Handler, id string) (any, error) {

@@ -45,7 +45,7 @@
 // such an envelope, wrapped with the version current a moment before a
 // rotation, is counted in time. The root key can be retired and destroyed
 // as a master key like any version, but it stays the root: it still wraps
-// the versions.
+// the versions, until RotateRoot (root.go) replaces it.
 //
 // A Service is safe for concurrent use. Run one Run per store.
 package keys
@@ -156,6 +156,9 @@ type Service struct {
 
 	rmMu     sync.Mutex
 	removals []removal // destroyed versions the keyring still holds
+
+	rootMu sync.RWMutex
+	rootMK keyring.MasterKey // Config.Root until RotateRoot replaces it
 }
 
 type removal struct {
@@ -210,7 +213,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
+	s := &Service{cfg: cfg, log: log, kick: make(chan struct{}, 1), rootMK: cfg.Root}
 	if err := s.sync(ctx, true); err != nil {
 		return nil, err
 	}
@@ -233,7 +236,7 @@ func (s *Service) sync(ctx context.Context, atOpen bool) error {
 	if err != nil {
 		return fmt.Errorf("read master key versions: %w", err)
 	}
-	kr, root := s.cfg.Keyring, s.cfg.Root
+	kr, root := s.cfg.Keyring, s.root()
 	current := make(map[string]string) // family -> version
 	for _, r := range rows {
 		if r.State == store.KeyCurrent {
@@ -304,11 +307,12 @@ func (s *Service) rotateLocked(ctx context.Context, family string) (Version, err
 			return ErrNotFound
 		}
 		now := s.now()
-		n, hasRoot := len(rows)+1, family != ""
+		// The default family has no rows until its first rotation, when
+		// the root key, current until then, is stored as its version 1
+		// (after RotateRoot, the root key is not among them).
+		root := s.root()
+		n, hasRoot := len(rows)+1, family != "" || len(rows) > 0
 		for _, r := range rows {
-			if r.ID == s.cfg.Root.ID {
-				hasRoot = true
-			}
 			if r.State == store.KeyCurrent {
 				r.State, r.RetiredAt = store.KeyRetired, now
 				if err := tx.PutMasterKey(ctx, r); err != nil {
@@ -319,7 +323,7 @@ func (s *Service) rotateLocked(ctx context.Context, family string) (Version, err
 		if !hasRoot {
 			// Until now the root key was current: it is version 1.
 			n++
-			r := store.MasterKeyVersion{ID: s.cfg.Root.ID, State: store.KeyRetired, RetiredAt: now}
+			r := store.MasterKeyVersion{ID: root.ID, State: store.KeyRetired, RetiredAt: now}
 			if err := tx.PutMasterKey(ctx, r); err != nil {
 				return err
 			}
@@ -329,7 +333,7 @@ func (s *Service) rotateLocked(ctx context.Context, family string) (Version, err
 			return fmt.Errorf("generate master key: %w", err)
 		}
 		mk = keyring.MasterKey{ID: fmt.Sprintf("mkv-%d-%s", n, hex.EncodeToString(b[32:])), Key: b[:32]}
-		wrapped, err := keyring.WrapMasterKey(s.cfg.Root, mk)
+		wrapped, err := keyring.WrapMasterKey(root, mk)
 		if err != nil {
 			return err
 		}
@@ -385,11 +389,12 @@ func (s *Service) StatusOf(ctx context.Context, family string) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("read key status: %w", err)
 	}
-	st := Status{Root: s.cfg.Root.ID}
+	rootID := s.root().ID
+	st := Status{Root: rootID}
 	familyOf := make(map[string]string, len(rows))
 	for _, r := range rows {
 		familyOf[r.ID] = r.Family
-		if r.State != store.KeyDestroyed && r.ID != s.cfg.Root.ID {
+		if r.State != store.KeyDestroyed && r.ID != rootID {
 			st.RootWraps++
 		}
 	}
@@ -398,11 +403,11 @@ func (s *Service) StatusOf(ctx context.Context, family string) (Status, error) {
 		if family != "" {
 			return Status{}, ErrNotFound
 		}
-		rows = []store.MasterKeyVersion{{ID: s.cfg.Root.ID, State: store.KeyCurrent}}
+		rows = []store.MasterKeyVersion{{ID: rootID, State: store.KeyCurrent}}
 	}
 	for _, r := range rows {
 		v := Version{ID: r.ID, State: r.State, CreatedAt: r.CreatedAt, RetiredAt: r.RetiredAt,
-			Root: r.ID == s.cfg.Root.ID, Envelopes: usage[r.ID]}
+			Root: r.ID == rootID, Envelopes: usage[r.ID]}
 		st.Versions = append(st.Versions, v)
 		switch {
 		case r.State == store.KeyCurrent:

@@ -112,7 +112,7 @@ func (s *Service) CreateKey(ctx context.Context, alias, description string) (Key
 		if err := tx.PutKMSKey(ctx, k); err != nil {
 			return err
 		}
-		wrapped, err := keyring.WrapMasterKey(s.cfg.Root, mk)
+		wrapped, err := keyring.WrapMasterKey(s.root(), mk)
 		if err != nil {
 			return err
 		}

@@ -3,13 +3,17 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
+	"github.com/rotor-secrets/rotor/internal/awsapi"
 	"github.com/rotor-secrets/rotor/internal/keyring"
 	"github.com/rotor-secrets/rotor/internal/keys"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 	"github.com/rotor-secrets/rotor/internal/store"
+	"github.com/rotor-secrets/rotor/internal/store/sqlite"
 )
 
 // Master key versions (internal/keys): the root key wraps stored versions,
@@ -63,4 +67,74 @@ func (k kmsKeys) LookupKMSKey(ctx context.Context, id string) (secrets.KMSKey, b
 		return secrets.KMSKey{}, false, err
 	}
 	return secrets.KMSKey{ID: key.ID, ARN: key.ARN}, true, nil
+}
+
+// keyAdmin is internal/keys' service with the root key's source, which
+// rotor.RotateRootKey replaces.
+type keyAdmin struct {
+	*keys.Service
+	cfg Config
+}
+
+// RotateRootKey replaces the root key with a new one (keys.RotateRoot):
+// master.key.next, or master.seal.next sealed under passphrase, which must
+// open the current master.seal. The environment cannot be changed from
+// here: with ROTOR_MASTER_KEY it refuses.
+func (k keyAdmin) RotateRootKey(ctx context.Context, passphrase []byte) (keys.RootRotation, error) {
+	var src keyring.RootReplacer
+	switch k.cfg.MasterKeySource {
+	case KeySourceEnv:
+		return keys.RootRotation{}, &keys.PreconditionError{Msg: "the root key comes from ROTOR_MASTER_KEY: the server cannot change its environment, so it cannot replace the root key; " +
+			"move the key to a file (--master-key-source file with the key in <data-dir>/master.key) and rotate the root key there"}
+	case KeySourcePassphrase:
+		if len(passphrase) == 0 {
+			return keys.RootRotation{}, &keys.InvalidError{Msg: "Passphrase is required: the root key is sealed with a passphrase in master.seal, and the new one is sealed with the same passphrase."}
+		}
+		src = keyring.PassphraseSource{Path: filepath.Join(k.cfg.DataDir, SealFile), Passphrase: passphrase}
+	default:
+		if len(passphrase) > 0 {
+			return keys.RootRotation{}, &keys.InvalidError{Msg: "Passphrase is only for a server started with --master-key-source passphrase."}
+		}
+		src = keyring.FileSource{Path: filepath.Join(k.cfg.DataDir, MasterKeyFile), NoCreate: true}
+	}
+	cur, err := src.RootKey(ctx)
+	if errors.Is(err, keyring.ErrWrongPassphrase) {
+		return keys.RootRotation{}, &awsapi.InvalidPassphraseError{Msg: "The passphrase does not open master.seal; the root key was not rotated."}
+	}
+	if err != nil {
+		return keys.RootRotation{}, fmt.Errorf("read the root key: %w", err)
+	}
+	if st, err := k.Status(ctx); err != nil {
+		return keys.RootRotation{}, err
+	} else if st.Root != cur.ID {
+		return keys.RootRotation{}, &keys.PreconditionError{Msg: fmt.Sprintf("the data dir's root key (%s) is not the one the server runs with (%s): restart the server first", cur.ID, st.Root)}
+	}
+	next, err := keyring.NewMasterKey()
+	if err != nil {
+		return keys.RootRotation{}, err
+	}
+	return k.RotateRoot(ctx, src, next)
+}
+
+// recoverRoot finishes or undoes a root key rotation interrupted by a
+// crash (keys.RecoverRoot), when src has a pending root key.
+func recoverRoot(ctx context.Context, cfg Config, log *slog.Logger, src keyring.RootReplacer, mk keyring.MasterKey) (keyring.MasterKey, error) {
+	if _, ok, _ := src.PendingRoot(ctx); !ok {
+		return mk, nil
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, storeFile))
+	if err != nil {
+		return mk, fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	got, committed, err := keys.RecoverRoot(ctx, st, src, mk)
+	if err != nil {
+		return mk, fmt.Errorf("interrupted root key rotation: %w", err)
+	}
+	if committed {
+		log.Warn("finished an interrupted root key rotation", "old_key_id", mk.ID, "key_id", got.ID)
+	} else {
+		log.Warn("discarded the pending root key of an interrupted root key rotation", "key_id", mk.ID)
+	}
+	return got, nil
 }

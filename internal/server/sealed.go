@@ -129,7 +129,10 @@ func fileRootKey(ctx context.Context, cfg Config, log *slog.Logger) (keyring.Mas
 		}
 		return mk, fmt.Errorf("master.key is missing: %s holds a store sealed under a master key, and a new key would not open it; restore master.key from a backup of this data dir (or give the key with --master-key-source env)", cfg.DataDir)
 	}
-	return mk, err
+	if err != nil {
+		return mk, err
+	}
+	return recoverRoot(ctx, cfg, log, keyring.FileSource{Path: path, NoCreate: true}, mk)
 }
 
 // unsealKey opens master.seal with pass. When there is none it seals
@@ -164,7 +167,7 @@ func unsealKey(ctx context.Context, cfg Config, log *slog.Logger, pass []byte) (
 	if exists(keyPath) {
 		log.Warn("master.key is present beside master.seal and is not used; remove it, since it opens the store without the passphrase", "path", keyPath)
 	}
-	return mk, nil
+	return recoverRoot(ctx, cfg, log, keyring.PassphraseSource{Path: sealPath, Passphrase: pass}, mk)
 }
 
 // sealKeyFile moves an existing master.key into a new master.seal, and

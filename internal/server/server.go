@@ -352,7 +352,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 		Metrics:  m,
 		Limiter:  ratelimit.New(cfg.RateLimit, cfg.RateBurst, nil),
 		Webhooks: webhookAdmin(hooks),
-		Keys:     masterKeys,
+		Keys:     keyAdmin{Service: masterKeys, cfg: cfg},
 	})
 
 	mux := http.NewServeMux()
