@@ -34,7 +34,10 @@
 //     credentials are still the refused ones, Connect fails with the
 //     database's error.
 //  3. It logs in with the new credentials. This repeats at most
-//     [WithMaxAuthRetries] times (default 2).
+//     [WithMaxAuthRetries] times (default 4: a login can fall into the
+//     window of one rotation, then of the next when rotations follow each
+//     other closely, as a fast single-user rotation of a few tens of
+//     milliseconds allows).
 //
 // So a Connect makes at most 1+max-retries login attempts, sleeps at most the
 // auth wait, and each login attempt is bounded by the connect timeout
@@ -92,7 +95,7 @@ type Source interface {
 // Defaults of the options.
 const (
 	DefaultConnectTimeout = 10 * time.Second
-	DefaultMaxAuthRetries = 2
+	DefaultMaxAuthRetries = 4
 	DefaultAuthWait       = 5 * time.Second
 )
 

@@ -8,6 +8,7 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -349,7 +350,7 @@ func TestRetriesBounded(t *testing.T) {
 			cur := c.with(password())
 			src := &source{cur: cur.secret(t)}
 			wrongs = append(wrongs, cur.Password)
-			for range 5 {
+			for range 10 {
 				cur = cur.with(password())
 				wrongs = append(wrongs, cur.Password)
 				src.then(cur.secret(t))
@@ -360,7 +361,7 @@ func TestRetriesBounded(t *testing.T) {
 				refreshes  int
 				wantInText string
 			}{
-				{"default", nil, 2, "(3 attempts)"},
+				{"default", nil, sqlconn.DefaultMaxAuthRetries, fmt.Sprintf("(%d attempts)", sqlconn.DefaultMaxAuthRetries+1)},
 				{"none", []sqlconn.Option{sqlconn.WithMaxAuthRetries(0)}, 0, "(1 attempts)"},
 				{"three", []sqlconn.Option{sqlconn.WithMaxAuthRetries(3)}, 3, "(4 attempts)"},
 			} {
