@@ -7,6 +7,9 @@ need_apt=()
 command -v aws >/dev/null 2>&1 || need_apt+=(awscli)
 # e2e's audit fail-closed test limits the server's file size with prlimit.
 command -v prlimit >/dev/null 2>&1 || need_apt+=(util-linux)
+# internal/audit checks its documented auditor recipes with these.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v sha256sum >/dev/null 2>&1 || need_apt+=(coreutils)
 # internal/dbtest starts PostgreSQL and MariaDB servers from these binaries.
 have_pg=
 for dir in /usr/lib/postgresql/*/bin; do

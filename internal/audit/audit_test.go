@@ -304,7 +304,7 @@ func TestAuditorRecipes(t *testing.T) {
 
 	t.Run("sha256sum", func(t *testing.T) {
 		if _, err := exec.LookPath("sha256sum"); err != nil {
-			t.Skip("no sha256sum")
+			t.Fatalf("sha256sum (coreutils) is not on PATH; scripts/test-deps.sh installs it: %v", err)
 		}
 		for i, line := range lines {
 			script := fmt.Sprintf(`sed -n %dp "$1" | sed 's/"hash":"[0-9a-f]*"}$/"hash":""}/' | tr -d '\n' | sha256sum`, i+1)
@@ -324,7 +324,7 @@ func TestAuditorRecipes(t *testing.T) {
 
 	t.Run("openssl", func(t *testing.T) {
 		if _, err := exec.LookPath("openssl"); err != nil {
-			t.Skip("no openssl")
+			t.Fatalf("openssl is not on PATH; scripts/test-deps.sh installs it: %v", err)
 		}
 		pubPath := filepath.Join(dir, "audit.pub")
 		if err := os.WriteFile(pubPath, MarshalPublicKey(pubOf(testKey(1))), 0o600); err != nil {

@@ -234,9 +234,6 @@ func TestPassphraseParamsStored(t *testing.T) {
 }
 
 func TestPassphraseDefaultParams(t *testing.T) {
-	if testing.Short() {
-		t.Skip("64 MiB Argon2id")
-	}
 	pass := []byte("the right passphrase")
 	path := filepath.Join(t.TempDir(), "master.seal")
 	mk, err := PassphraseSource{Path: path, Passphrase: pass, Create: true}.RootKey(t.Context())
