@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rotor-secrets/rotor/internal/store"
+	"github.com/rotor-secrets/rotor/internal/store/rows"
 )
 
 var _ store.Tx = (*txn)(nil)
@@ -158,7 +158,7 @@ func fail(op string, err error) error {
 	return fmt.Errorf("postgres: %s: %w", op, err)
 }
 
-type scanner interface{ Scan(dest ...any) error }
+type scanner = rows.Scanner
 
 func queryOne[T any](ctx context.Context, t *txn, op, q string, scan func(scanner) (T, error), args ...any) (T, error) {
 	var zero T
@@ -434,22 +434,6 @@ func (t *txn) AllAccessKeys(ctx context.Context, after string, limit int) ([]sto
 	return queryAll(ctx, t, "list all access keys", qAllAccessKeys, scanAccessKey, after, limit)
 }
 
-func scanUser(sc scanner) (store.User, error) {
-	var u store.User
-	var created int64
-	err := sc.Scan(&u.Name, &u.ARN, &u.ID, &created)
-	u.CreatedAt = fromMS(created)
-	return u, err
-}
-
-func scanPolicy(sc scanner) (store.Policy, error) {
-	var p store.Policy
-	var created, updated int64
-	err := sc.Scan(&p.Name, &p.ARN, &p.ID, &p.Description, &p.Document, &created, &updated)
-	p.CreatedAt, p.UpdatedAt = fromMS(created), fromMS(updated)
-	return p, err
-}
-
 func (t *txn) User(ctx context.Context, name string) (store.User, error) {
 	return queryOne(ctx, t, "read user", qUser, scanUser, name)
 }
@@ -504,14 +488,6 @@ func (t *txn) UserPolicies(ctx context.Context, user string) ([]store.Policy, er
 
 func (t *txn) PolicyUsers(ctx context.Context, policy string) ([]string, error) {
 	return queryAll(ctx, t, "list policy users", qPolicyUsers, scanString, policy)
-}
-
-func scanOutbox(sc scanner) (store.OutboxEntry, error) {
-	var e store.OutboxEntry
-	var created, next int64
-	err := sc.Scan(&e.Seq, &e.Target, &e.EventID, &e.Body, &created, &e.Attempts, &next, &e.Parked, &e.LastError)
-	e.CreatedAt, e.NextAttemptAt = fromMS(created), fromMS(next)
-	return e, err
 }
 
 func (t *txn) AddOutbox(ctx context.Context, entries []store.OutboxEntry) error {
@@ -642,61 +618,13 @@ func (t *txn) PutMeta(ctx context.Context, key, value string) error {
 	return err
 }
 
-func scanSecret(sc scanner) (store.Secret, error) {
-	var (
-		s                                                               store.Secret
-		tags                                                            string
-		created, changed, accessed, deleted, deletion, rotd, next, wake int64
-	)
-	err := sc.Scan(&s.ARN, &s.Name, &s.Description, &s.KMSKeyID, &tags, &s.ResourcePolicy,
-		&created, &changed, &accessed, &deleted, &deletion,
-		&s.Rotation.Configured, &s.Rotation.Enabled, &s.Rotation.LambdaARN, &s.Rotation.RulesJSON,
-		&rotd, &next, &s.Rotation.StateJSON, &wake)
-	if err != nil {
-		return store.Secret{}, err
-	}
-	s.CreatedAt, s.LastChangedAt, s.LastAccessedAt = fromMS(created), fromMS(changed), fromMS(accessed)
-	s.DeletedAt, s.DeletionDate = fromMS(deleted), fromMS(deletion)
-	s.Rotation.LastRotatedAt, s.Rotation.NextRotationAt = fromMS(rotd), fromMS(next)
-	s.Rotation.WakeAt = fromMS(wake)
-	if tags != "[]" {
-		if err := json.Unmarshal([]byte(tags), &s.Tags); err != nil {
-			return store.Secret{}, fmt.Errorf("secret %s: corrupt tags: %v", s.ARN, err)
-		}
-	}
-	return s, nil
-}
-
-func secretArgs(s store.Secret) ([]any, error) {
-	tags := "[]"
-	if len(s.Tags) > 0 {
-		b, err := json.Marshal(s.Tags)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: encode tags: %v", err)
-		}
-		tags = string(b)
-	}
-	return []any{
-		s.ARN, s.Name, s.Description, s.KMSKeyID, tags, s.ResourcePolicy,
-		toMS(s.CreatedAt), toMS(s.LastChangedAt), toMS(s.LastAccessedAt), toMS(s.DeletedAt), toMS(s.DeletionDate),
-		s.Rotation.Configured, s.Rotation.Enabled, s.Rotation.LambdaARN, s.Rotation.RulesJSON,
-		toMS(s.Rotation.LastRotatedAt), toMS(s.Rotation.NextRotationAt), s.Rotation.StateJSON,
-		toMS(s.Rotation.WakeAt),
-	}, nil
-}
-
-// toMS is t in Unix milliseconds, 0 for the zero time.
-func toMS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-// fromMS undoes toMS, in UTC.
-func fromMS(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms).UTC()
-}
+// The row mappings both SQL backends share.
+var (
+	scanSecret = rows.ScanSecret
+	secretArgs = rows.SecretArgs
+	scanUser   = rows.ScanUser
+	scanPolicy = rows.ScanPolicy
+	scanOutbox = rows.ScanOutbox
+	toMS       = rows.ToMS
+	fromMS     = rows.FromMS
+)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/store"
+	"github.com/rotor-secrets/rotor/internal/store/rows"
 )
 
 const (
@@ -72,22 +73,6 @@ func (t *txn) AccessKeysOf(ctx context.Context, principalARN string) ([]store.Ac
 // DeleteAccessKey removes the access key id.
 func (t *txn) DeleteAccessKey(ctx context.Context, id string) error {
 	return t.execOne(ctx, "delete access key", qDeleteAccessKey, id)
-}
-
-func scanUser(sc scanner) (store.User, error) {
-	var u store.User
-	var created int64
-	err := sc.Scan(&u.Name, &u.ARN, &u.ID, &created)
-	u.CreatedAt = fromMS(created)
-	return u, err
-}
-
-func scanPolicy(sc scanner) (store.Policy, error) {
-	var p store.Policy
-	var created, updated int64
-	err := sc.Scan(&p.Name, &p.ARN, &p.ID, &p.Description, &p.Document, &created, &updated)
-	p.CreatedAt, p.UpdatedAt = fromMS(created), fromMS(updated)
-	return p, err
 }
 
 // User returns the user name.
@@ -161,7 +146,7 @@ func (t *txn) PolicyUsers(ctx context.Context, policy string) ([]string, error) 
 }
 
 // scanner is a *sql.Row or *sql.Rows.
-type scanner interface{ Scan(dest ...any) error }
+type scanner = rows.Scanner
 
 // queryOne runs a read query expecting one row.
 func queryOne[T any](ctx context.Context, t *txn, op, q string, scan func(scanner) (T, error), args ...any) (T, error) {

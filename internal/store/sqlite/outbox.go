@@ -20,14 +20,6 @@ const (
 	qOutboxCounts = `SELECT coalesce(sum(parked = 0), 0), coalesce(sum(parked = 1), 0) FROM outbox`
 )
 
-func scanOutbox(sc scanner) (store.OutboxEntry, error) {
-	var e store.OutboxEntry
-	var created, next int64
-	err := sc.Scan(&e.Seq, &e.Target, &e.EventID, &e.Body, &created, &e.Attempts, &next, &e.Parked, &e.LastError)
-	e.CreatedAt, e.NextAttemptAt = fromMS(created), fromMS(next)
-	return e, err
-}
-
 // AddOutbox inserts entries and fills their Seq.
 func (t *txn) AddOutbox(ctx context.Context, entries []store.OutboxEntry) error {
 	if err := t.check(true); err != nil {

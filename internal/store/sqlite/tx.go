@@ -3,13 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/store"
+	"github.com/rotor-secrets/rotor/internal/store/rows"
 )
 
 var _ store.Tx = (*txn)(nil)
@@ -538,52 +538,6 @@ func (t *txn) PutMeta(ctx context.Context, key, value string) error {
 	return nil
 }
 
-// scanSecret reads one row of secretColumns.
-func scanSecret(sc interface{ Scan(dest ...any) error }) (store.Secret, error) {
-	var (
-		s                                                               store.Secret
-		tags                                                            string
-		created, changed, accessed, deleted, deletion, rotd, next, wake int64
-	)
-	err := sc.Scan(&s.ARN, &s.Name, &s.Description, &s.KMSKeyID, &tags, &s.ResourcePolicy,
-		&created, &changed, &accessed, &deleted, &deletion,
-		&s.Rotation.Configured, &s.Rotation.Enabled, &s.Rotation.LambdaARN, &s.Rotation.RulesJSON,
-		&rotd, &next, &s.Rotation.StateJSON, &wake)
-	if err != nil {
-		return store.Secret{}, err
-	}
-	s.CreatedAt, s.LastChangedAt, s.LastAccessedAt = fromMS(created), fromMS(changed), fromMS(accessed)
-	s.DeletedAt, s.DeletionDate = fromMS(deleted), fromMS(deletion)
-	s.Rotation.LastRotatedAt, s.Rotation.NextRotationAt = fromMS(rotd), fromMS(next)
-	s.Rotation.WakeAt = fromMS(wake)
-	if tags != "[]" {
-		if err := json.Unmarshal([]byte(tags), &s.Tags); err != nil {
-			return store.Secret{}, fmt.Errorf("sqlite: secret %s: corrupt tags: %v", s.ARN, err)
-		}
-	}
-	return s, nil
-}
-
-// secretArgs binds s to the numbered parameters of qCreateSecret and
-// qUpdateSecret.
-func secretArgs(s store.Secret) ([]any, error) {
-	tags := "[]"
-	if len(s.Tags) > 0 {
-		b, err := json.Marshal(s.Tags)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: encode tags: %v", err)
-		}
-		tags = string(b)
-	}
-	return []any{
-		s.ARN, s.Name, s.Description, s.KMSKeyID, tags, s.ResourcePolicy,
-		toMS(s.CreatedAt), toMS(s.LastChangedAt), toMS(s.LastAccessedAt), toMS(s.DeletedAt), toMS(s.DeletionDate),
-		s.Rotation.Configured, s.Rotation.Enabled, s.Rotation.LambdaARN, s.Rotation.RulesJSON,
-		toMS(s.Rotation.LastRotatedAt), toMS(s.Rotation.NextRotationAt), s.Rotation.StateJSON,
-		toMS(s.Rotation.WakeAt),
-	}, nil
-}
-
 // nullableBlob scans a BLOB column keeping NULL (nil) apart from an empty
 // value (non-nil, length 0), which the driver hands over alike as nil.
 type nullableBlob struct{ p *[]byte }
@@ -648,18 +602,13 @@ func nibble(c byte) (byte, bool) {
 	return 0, false
 }
 
-// toMS is t in Unix milliseconds, 0 for the zero time.
-func toMS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-// fromMS undoes toMS, in UTC.
-func fromMS(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms).UTC()
-}
+// The row mappings both SQL backends share.
+var (
+	scanSecret = rows.ScanSecret
+	secretArgs = rows.SecretArgs
+	scanUser   = rows.ScanUser
+	scanPolicy = rows.ScanPolicy
+	scanOutbox = rows.ScanOutbox
+	toMS       = rows.ToMS
+	fromMS     = rows.FromMS
+)
