@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -19,6 +20,22 @@ import (
 // secrets deleted with their labels), and a label put back where it was
 // is not reported. Config.OnLabelChange is called only once the store
 // says the transaction committed.
+//
+// On a store several nodes share (store.Publisher), each change is also
+// published in the transaction, as JSON under LabelTopic, so that the
+// other nodes' push streams carry it: they hear it if, and only if, it
+// committed.
+
+// LabelTopic is the store notice topic of a label change; the payload is
+// an events.LabelChange in JSON (DecodeLabelChange).
+const LabelTopic = "labels"
+
+// DecodeLabelChange reads a LabelTopic payload.
+func DecodeLabelChange(payload string) (events.LabelChange, error) {
+	var c events.LabelChange
+	err := json.Unmarshal([]byte(payload), &c)
+	return c, err
+}
 
 // write runs fn in a write transaction and reports the labels it moved.
 func (s *Service) write(ctx context.Context, fn func(store.Tx) error) error {
@@ -35,6 +52,17 @@ func (s *Service) write(ctx context.Context, fn func(store.Tx) error) error {
 		var err error
 		if changes, err = lt.changes(ctx, s.now()); err != nil {
 			return internal("read labels", err)
+		}
+		if p, ok := tx.(store.Publisher); ok {
+			for _, c := range changes {
+				b, err := json.Marshal(c)
+				if err != nil {
+					return internal("encode label change", err)
+				}
+				if err := p.Publish(ctx, LabelTopic, string(b)); err != nil {
+					return internal("publish label change", err)
+				}
+			}
 		}
 		return nil
 	})

@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"context"
 	"sync"
 
 	"github.com/rotor-secrets/rotor/internal/store"
@@ -35,13 +36,17 @@ type readEntry struct {
 const maxReadCacheEntries = 100_000
 
 // get returns the store's current generation and the entry for k if it is
-// valid at that generation; ok is false when st reports no generations.
-func (c *readCache) get(st store.Store, k readKey) (gen uint64, e readEntry, hit bool) {
+// valid at that generation; gen is 0 (cache nothing) when st reports no
+// generation.
+func (c *readCache) get(ctx context.Context, st store.Store, k readKey) (gen uint64, e readEntry, hit bool) {
 	g, ok := st.(store.Generations)
 	if !ok {
 		return 0, readEntry{}, false
 	}
-	gen = g.Generation()
+	gen, err := g.Generation(ctx)
+	if err != nil {
+		return 0, readEntry{}, false
+	}
 	c.mu.RLock()
 	if c.gen == gen {
 		e, hit = c.entries[k]

@@ -19,7 +19,7 @@ type genStore struct {
 	gen, reads atomic.Uint64
 }
 
-func (g *genStore) Generation() uint64 { return g.gen.Load() + 1 }
+func (g *genStore) Generation(context.Context) (uint64, error) { return g.gen.Load() + 1, nil }
 
 func (g *genStore) Read(ctx context.Context, fn func(store.Tx) error) error {
 	g.reads.Add(1)

@@ -57,12 +57,12 @@ type Store interface {
 
 // Generations is implemented by a Store that can tell cheaply whether
 // anything was written since an earlier moment: Generation returns a
-// number, never 0, that changes (grows) after every committed Write, before
-// that Write returns. Callers use it to keep read caches. A backend shared
-// by several processes implements it only if it learns of their writes as
-// promptly.
+// number, never 0, that grows with every committed Write — of any process
+// sharing the store — before that Write returns. Callers use it to keep
+// read caches: an entry read at generation g is current while Generation
+// still returns g. On an error, cache nothing.
 type Generations interface {
-	Generation() uint64
+	Generation(ctx context.Context) (uint64, error)
 }
 
 // Tx is one transaction. Times are stored with at least millisecond
@@ -209,7 +209,8 @@ type Tx interface {
 	// Meta returns a value from the metadata table (schema facts, key
 	// checks); ErrNotFound if the key is absent.
 	Meta(ctx context.Context, key string) (string, error)
-	// PutMeta inserts or replaces a metadata value.
+	// PutMeta inserts or replaces a metadata value: any bytes (sealed
+	// envelopes are kept there), not only UTF-8.
 	PutMeta(ctx context.Context, key, value string) error
 }
 

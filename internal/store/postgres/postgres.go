@@ -10,9 +10,11 @@
 //
 // Concurrency: Store is safe for concurrent use. A Read is a REPEATABLE READ,
 // READ ONLY transaction: its snapshot is fixed at its first statement. A
-// Write is a READ COMMITTED transaction that first takes a transaction-level
-// advisory lock, so Writes are serialised across every node sharing the
-// database; each sees the commits before it. fn is run again (up to
+// Write is a READ COMMITTED transaction that first locks and increments the
+// one row of rotor_generation, so Writes are serialised across every node
+// sharing the database, each sees the commits before it, and the count is
+// the store's generation (store.Generations: one small query, so that a
+// node's read cache is never behind another node's commit). fn is run again (up to
 // maxAttempts times in all) when the transaction fails with a serialization
 // failure or a deadlock. Close waits for running transactions.
 //
@@ -30,10 +32,11 @@
 // zero time.Time is stored as 0. Names, ARNs, labels and ids are COLLATE "C"
 // columns: they compare and sort byte-wise.
 //
-// The Store does not implement store.Generations: it would have to learn of
-// other nodes' commits promptly. Cross-node invalidation through
-// LISTEN/NOTIFY is the next part of issue 8; until then the read cache stays
-// off with this backend.
+// Several nodes: the Store implements store.Shared and store.Publisher
+// through LISTEN/NOTIFY (notify.go), so that each node's other caches
+// follow the others' commits; and a Write whose ctx carries a
+// store.Fence checks it (lease.Check) after taking the write lock, so a
+// node that lost the rotation lease cannot commit a step.
 package postgres
 
 import (
@@ -41,13 +44,16 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rotor-secrets/rotor/internal/lease"
 	"github.com/rotor-secrets/rotor/internal/store"
 )
 
@@ -60,17 +66,19 @@ var (
 	schemaV3 string
 	//go:embed schema4.sql
 	schemaV4 string
+	//go:embed schema5.sql
+	schemaV5 string
 )
 
 // migrations[i] takes a database from level i to i+1. Append only.
-var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaV5}
 
-// Advisory lock keys (per database): one for migrations, one that every
-// Write holds until it ends.
-const (
-	migrateLockKey int64 = 0x726f746f72_01 // "rotor" 1
-	writeLockKey   int64 = 0x726f746f72_02 // "rotor" 2
-)
+// The advisory lock key (per database) of migrations.
+const migrateLockKey int64 = 0x726f746f72_01 // "rotor" 1
+
+// qLockWrite starts every Write: it waits for the Writes of every node
+// before it, counts this one, and queues the Store's notice.
+const qLockWrite = `UPDATE rotor_generation SET gen = gen + 1 RETURNING pg_notify($1, $2)`
 
 // maxAttempts bounds how often a Write runs fn when PostgreSQL reports a
 // serialization failure or a deadlock.
@@ -87,7 +95,12 @@ var (
 	errTxDone   = errors.New("postgres: transaction has ended")
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.Shared      = (*Store)(nil)
+	_ store.Generations = (*Store)(nil)
+	_ store.Publisher   = (*txn)(nil)
+)
 
 // Options tune Open. The zero value is usable.
 type Options struct {
@@ -96,12 +109,23 @@ type Options struct {
 	// ConnectTimeout bounds establishing one connection when the DSN sets
 	// no connect_timeout; 0 means 10 seconds.
 	ConnectTimeout time.Duration
+	// Logger reports the notice connection's failures; none if nil.
+	Logger *slog.Logger
 }
 
 // Store is a PostgreSQL-backed store.Store. Open returns one; Close releases
 // it.
 type Store struct {
 	pool *pgxpool.Pool
+	id   string // in this Store's notices
+	log  *slog.Logger
+
+	listening  atomic.Bool // the notice connection is up
+	watchMu    sync.Mutex
+	watchers   []func(store.Notice)
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+
 	// closeMu is held shared by every transaction for its whole run and
 	// exclusively by Close, which so waits for them.
 	closeMu sync.RWMutex
@@ -133,7 +157,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool, id: newStoreID(), log: opts.Logger, listenDone: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.stopListen = cancel
+	go s.listen(lctx, cfg.ConnConfig.Copy())
+	return s, nil
 }
 
 // migrate brings the schema to len(migrations) in one transaction.
@@ -201,6 +232,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.stopListen()
+	<-s.listenDone
 	s.pool.Close()
 	return nil
 }
@@ -257,13 +290,24 @@ func (s *Store) writeOnce(ctx context.Context, fn func(tx store.Tx) error) error
 	if err != nil {
 		return beginErr(ctx, "write", err)
 	}
-	t := &txn{tx: ptx, write: true}
+	t := &txn{tx: ptx, write: true, id: s.id}
 	defer func() {
 		t.done = true
 		ptx.Rollback(context.WithoutCancel(ctx)) // a no-op after Commit
 	}()
-	if _, err := ptx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLockKey); err != nil {
+	// The lock, the generation, and this Store's notice, delivered only if
+	// the transaction commits.
+	if _, err := ptx.Exec(ctx, qLockWrite, notifyChannel, s.id); err != nil {
 		return beginErr(ctx, "write lock", err)
+	}
+	if f, ok := store.FenceFrom(ctx); ok {
+		err := lease.Check(ctx, ptx, f.Lease, f.Token)
+		if errors.Is(err, lease.ErrLost) {
+			return fmt.Errorf("postgres: write: %w (lease %s, token %d)", store.ErrFenced, f.Lease, f.Token)
+		}
+		if err != nil {
+			return beginErr(ctx, "fence", err)
+		}
 	}
 	if err := fn(t); err != nil {
 		return err

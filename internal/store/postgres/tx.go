@@ -20,6 +20,7 @@ type txn struct {
 	tx    pgx.Tx
 	write bool
 	done  bool
+	id    string // the Store's, for Publish
 }
 
 const secretColumns = `arn, name, description, kms_key_id, tags, resource_policy,
@@ -330,6 +331,13 @@ func (t *txn) arnsDue(ctx context.Context, q, op string, before time.Time, limit
 	return queryAll(ctx, t, op, q, scanString, toMS(before), limit)
 }
 
+// scanBytesString reads a BYTEA column as a string of its bytes.
+func scanBytesString(sc scanner) (string, error) {
+	var b []byte
+	err := sc.Scan(&b)
+	return string(b), err
+}
+
 func scanString(sc scanner) (string, error) {
 	var s string
 	err := sc.Scan(&s)
@@ -610,11 +618,11 @@ func (t *txn) KeyUsage(ctx context.Context) (map[string]int, error) {
 }
 
 func (t *txn) Meta(ctx context.Context, key string) (string, error) {
-	return queryOne(ctx, t, "read meta", qMeta, scanString, key)
+	return queryOne(ctx, t, "read meta", qMeta, scanBytesString, key)
 }
 
 func (t *txn) PutMeta(ctx context.Context, key, value string) error {
-	_, err := t.exec(ctx, "put meta", false, qPutMeta, key, value)
+	_, err := t.exec(ctx, "put meta", false, qPutMeta, key, []byte(value))
 	return err
 }
 

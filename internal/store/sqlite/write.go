@@ -263,4 +263,4 @@ func (s *Store) end(b *batch) {
 // Generation implements store.Generations: it grows after every COMMIT of
 // this Store, before the Writes of that commit return. Another process
 // writing the same file is not seen, so a server must own its data dir.
-func (s *Store) Generation() uint64 { return s.gen.Load() + 1 }
+func (s *Store) Generation(context.Context) (uint64, error) { return s.gen.Load() + 1, nil }

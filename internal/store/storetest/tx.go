@@ -116,6 +116,10 @@ func (h harness) testMeta(t *testing.T) {
 		put(t, s, "schema", "1")
 		put(t, s, "keycheck/mk-1", `{"sealed":"AQRtay0x…"}`)
 		put(t, s, "empty", "")
+		// Sealed envelopes are kept as they are: any bytes, not only UTF-8.
+		binary := string([]byte{0x01, 0x96, 0x00, 0xff, 'x'})
+		put(t, s, "sealed", binary)
+		want(t, s, "sealed", binary)
 		want(t, s, "schema", "1")
 		want(t, s, "keycheck/mk-1", `{"sealed":"AQRtay0x…"}`)
 		want(t, s, "empty", "")
