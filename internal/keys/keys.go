@@ -499,3 +499,15 @@ func (s *Service) install(family string, mk keyring.MasterKey) error {
 	}
 	return s.cfg.Keyring.SetCurrentIn(family, mk.ID)
 }
+
+// Refresh re-reads the master key versions and the named keys' state from
+// the store after another node changed them, and wakes the re-wrap job
+// (which another node's rotation may have given work). A version another
+// node destroyed stays in this keyring, unused, until the next start.
+func (s *Service) Refresh(ctx context.Context) error {
+	s.mu.Lock()
+	err := s.sync(ctx, false)
+	s.mu.Unlock()
+	s.Kick()
+	return err
+}

@@ -289,6 +289,22 @@ func (m *Metrics) SetStats(fn func(ctx context.Context) (store.SecretStats, erro
 	m.scrape.mu.Unlock()
 }
 
+// SetLeader sets the function that tells, at scrape time, whether this
+// node runs rotations and the other background work, for rotor_leader (1
+// or 0). Without it the gauge is omitted.
+func (m *Metrics) SetLeader(fn func() bool) {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rotor_leader",
+		Help: "1 while this node holds the lease that runs rotations, schedules, purges, key jobs and webhook deliveries.",
+	}, func() float64 {
+		if fn() {
+			return 1
+		}
+		return 0
+	})
+	m.reg.MustRegister(g)
+}
+
 // SetBacklog sets the function that counts webhook deliveries at scrape
 // time, for rotor_webhook_backlog{state="pending"|"parked"}, with the same
 // timeout and error handling as SetStats (source="webhook_backlog").

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -364,4 +365,16 @@ func BenchmarkObserveRequest(b *testing.B) {
 			})
 		})
 	}
+}
+
+func TestLeaderGauge(t *testing.T) {
+	m := New(nil)
+	if strings.Contains(scrape(t, m), "rotor_leader") {
+		t.Error("rotor_leader served before SetLeader")
+	}
+	var leading atomic.Bool
+	m.SetLeader(leading.Load)
+	wantLines(t, scrape(t, m), `rotor_leader 0`)
+	leading.Store(true)
+	wantLines(t, scrape(t, m), `rotor_leader 1`)
 }

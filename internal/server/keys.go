@@ -13,7 +13,6 @@ import (
 	"github.com/rotor-secrets/rotor/internal/keys"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 	"github.com/rotor-secrets/rotor/internal/store"
-	"github.com/rotor-secrets/rotor/internal/store/sqlite"
 )
 
 // Master key versions (internal/keys): the root key wraps stored versions,
@@ -82,6 +81,11 @@ type keyAdmin struct {
 // here: with ROTOR_MASTER_KEY it refuses.
 func (k keyAdmin) RotateRootKey(ctx context.Context, passphrase []byte) (keys.RootRotation, error) {
 	var src keyring.RootReplacer
+	if k.cfg.Store != "" {
+		return keys.RootRotation{}, &keys.PreconditionError{Msg: "the store is shared by several nodes, each with its own copy of the root key: " +
+			"replacing it on one node would leave the others unable to open the store. Rotate master keys (rotor key rotate) instead; " +
+			"to replace the root key, stop the nodes and rotate it on one node with the store, then copy the new key to every node"}
+	}
 	switch k.cfg.MasterKeySource {
 	case KeySourceEnv:
 		return keys.RootRotation{}, &keys.PreconditionError{Msg: "the root key comes from ROTOR_MASTER_KEY: the server cannot change its environment, so it cannot replace the root key; " +
@@ -122,7 +126,7 @@ func recoverRoot(ctx context.Context, cfg Config, log *slog.Logger, src keyring.
 	if _, ok, _ := src.PendingRoot(ctx); !ok {
 		return mk, nil
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, storeFile))
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return mk, fmt.Errorf("open store: %w", err)
 	}

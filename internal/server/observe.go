@@ -81,7 +81,7 @@ func auditSigner(ctx context.Context, st store.Store, kr *keyring.Keyring, dir s
 }
 
 // openAudit opens the audit log, anchoring each checkpoint in the store.
-func openAudit(ctx context.Context, st store.Store, kr *keyring.Keyring, dataDir string, syncEvery time.Duration) (*audit.Log, error) {
+func openAudit(ctx context.Context, st store.Store, kr *keyring.Keyring, dataDir, anchorKey string, syncEvery time.Duration) (*audit.Log, error) {
 	dir := filepath.Join(dataDir, AuditDir)
 	signer, err := auditSigner(ctx, st, kr, dir)
 	if err != nil {
@@ -98,7 +98,7 @@ func openAudit(ctx context.Context, st store.Store, kr *keyring.Keyring, dataDir
 			}
 			actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			return st.Write(actx, func(tx store.Tx) error { return tx.PutMeta(actx, AuditAnchorMeta, string(b)) })
+			return st.Write(actx, func(tx store.Tx) error { return tx.PutMeta(actx, anchorKey, string(b)) })
 		},
 	})
 }

@@ -64,7 +64,6 @@ import (
 	"github.com/rotor-secrets/rotor/internal/rotation/schedule"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 	"github.com/rotor-secrets/rotor/internal/store"
-	"github.com/rotor-secrets/rotor/internal/store/sqlite"
 	"github.com/rotor-secrets/rotor/internal/webhook"
 )
 
@@ -82,6 +81,18 @@ type Config struct {
 	// otherwise one is generated on first start.
 	RootAccessKeyID     string
 	RootSecretAccessKey string
+
+	// Store is "" for the embedded SQLite store in the data dir, or a
+	// PostgreSQL URL (postgres://…) shared by several nodes (cluster.go).
+	Store string
+	// StoreMaxConns bounds the PostgreSQL pool (default 10).
+	StoreMaxConns int32
+	// NodeID names this node among those sharing a store; default: the
+	// one in <data-dir>/node-id, created on first start.
+	NodeID string
+	// LeaseTTL is how long the rotation lease outlives its holder's last
+	// renewal (default 15s; renewed every third of it).
+	LeaseTTL time.Duration
 
 	ShutdownTimeout time.Duration // default 30s
 	PurgeInterval   time.Duration // how often expired deletions are purged; default 1h
@@ -170,6 +181,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("rate-limit and rate-burst: must not be negative"))
 	}
 	errs = append(errs, c.validateKeySource()...)
+	errs = append(errs, validateStore(c)...)
 	return errors.Join(errs...)
 }
 
@@ -184,6 +196,7 @@ type Server struct {
 	audit   *audit.Log
 	hooks   *webhook.Dispatcher // nil: no webhooks
 	rotator io.Closer           // the built-in rotators' master connections
+	cluster *cluster            // the node's id and, on a shared store, the lease
 	http    *http.Server
 	ln      net.Listener
 
@@ -242,29 +255,49 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "rotor.db"))
+	node, err := nodeID(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	_, shared := st.(store.Shared)
 	ok := false
 	defer func() {
 		if !ok {
 			st.Close()
 		}
 	}()
-	masterKeys, err := openKeys(ctx, cfg, st, kr, mk, log)
+	masterKeys, err := openKeys(ctx, cfg, publishingIfShared(st, keysTopic), kr, mk, log)
 	if err != nil {
+		if shared {
+			err = fmt.Errorf("%w (every node of a shared store needs the same master key: copy master.key, or master.seal, from a node that serves it)", err)
+		}
 		return nil, err
 	}
 	if err := checkKey(ctx, st, kr); err != nil {
+		if shared {
+			err = fmt.Errorf("%w (every node of a shared store needs the same master key: copy master.key, or master.seal, from a node that serves it)", err)
+		}
 		return nil, err
 	}
-	keys := auth.NewStoreKeys(st, kr)
+	clu, err := newCluster(ctx, cfg, st, node, log)
+	if err != nil {
+		return nil, err
+	}
+	keys := auth.NewStoreKeys(publishingIfShared(st, iamTopic), kr)
 	if err := ensureRootKey(ctx, cfg, keys, st, kr, log); err != nil {
 		return nil, err
 	}
 
-	auditLog, err := openAudit(ctx, st, kr, cfg.DataDir, cfg.AuditSyncEvery)
+	if shared {
+		if err := registerAuditNode(ctx, st, node); err != nil {
+			return nil, fmt.Errorf("register audit chain: %w", err)
+		}
+	}
+	auditLog, err := openAudit(ctx, st, kr, cfg.DataDir, AuditAnchorKey(node, shared), cfg.AuditSyncEvery)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
@@ -295,26 +328,30 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 	if hooks != nil {
 		m.SetBacklog(hooks.Backlog)
 	}
+	m.SetLeader(clu.leading.Load)
 	labels := events.NewHub(0)
 	obs := &observers{log: log, audit: auditLog, metrics: m, hooks: hooks, labels: labels,
 		account: cfg.AccountID, region: cfg.Region, newEvent: newEventID}
-	access := iam.New(iam.Config{Store: st, Keys: keys, AccountID: cfg.AccountID, Region: cfg.Region, Logger: log})
+	access := iam.New(iam.Config{Store: publishingIfShared(st, iamTopic), Keys: keys, AccountID: cfg.AccountID, Region: cfg.Region, Logger: log})
 
 	functions := rotation.NewRegistry()
 	planner := &rotation.SchedulePlanner{Options: schedule.Options{MinInterval: cfg.Rotation.MinInterval}}
 	recorder := obs
 	var engine *rotation.Engine
 	svc := secrets.New(secrets.Config{
-		Region:        cfg.Region,
-		AccountID:     cfg.AccountID,
-		Store:         st,
-		Keyring:       kr,
-		KMSKeys:       kmsKeys{masterKeys},
-		CheckPolicy:   checkPolicy,
-		Authorize:     access.Authorize,
-		Functions:     functions,
-		Planner:       planner,
-		Kick:          func() { engine.Kick() },
+		Region:      cfg.Region,
+		AccountID:   cfg.AccountID,
+		Store:       st,
+		Keyring:     kr,
+		KMSKeys:     kmsKeys{masterKeys},
+		CheckPolicy: checkPolicy,
+		Authorize:   access.Authorize,
+		Functions:   functions,
+		Planner:     planner,
+		Kick: func() {
+			engine.Kick()
+			kickOthers(st, log)
+		},
 		Recorder:      recorder,
 		OnLabelChange: obs.LabelChanges,
 		Logger:        log,
@@ -333,6 +370,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 		PollInterval: cfg.Rotation.PollInterval,
 		CrashAfter:   rotation.Step(cfg.Rotation.CrashAfterStep),
 	})
+	watch(st, access, masterKeys, labels, engine, log)
 	// Closed when Shutdown begins: label-change streams never end on their
 	// own, and Shutdown waits for every handler.
 	streamsDone := make(chan struct{})
@@ -362,7 +400,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"status":"ok"}` + "\n"))
+		fmt.Fprintf(w, `{"status":"ok","node":%q,"leader":%t}`+"\n", clu.node, clu.leading.Load())
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -378,7 +416,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 	})
 
 	ok = true
-	return &Server{cfg: cfg, log: log, store: st, service: svc, engine: engine, keys: masterKeys, audit: auditLog, hooks: hooks, rotator: rotator,
+	return &Server{cfg: cfg, log: log, store: st, service: svc, engine: engine, keys: masterKeys, audit: auditLog, hooks: hooks, rotator: rotator, cluster: clu,
 		handler: mux, closeStreams: sync.OnceFunc(func() { close(streamsDone) })}, nil
 }
 
@@ -427,7 +465,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	sealed := s.gate.app.Load() == nil
 	s.log.Info("rotor server listening", "addr", s.Addr().String(), "endpoint", scheme+"://"+s.Addr().String(),
-		"region", s.cfg.Region, "account_id", s.cfg.AccountID, "data_dir", s.cfg.DataDir, "sealed", sealed)
+		"region", s.cfg.Region, "account_id", s.cfg.AccountID, "data_dir", s.cfg.DataDir, "store", StoreDescription(s.cfg), "sealed", sealed)
 	if sealed {
 		s.warnSealed()
 	}
@@ -453,30 +491,7 @@ func (s *Server) run(ctx context.Context, srv *http.Server, serveErr chan error)
 	// The server's own work runs as the system, which needs no policy.
 	bg, stopBG := context.WithCancel(iam.System(context.Background()))
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		s.purgeLoop(bg)
-	}()
-	go func() {
-		defer wg.Done()
-		s.engine.Run(bg)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.keys.Run(bg)
-	}()
-	if s.hooks != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.hooks.Run(bg); err != nil && bg.Err() == nil {
-				s.log.Error("webhook dispatcher stopped", "err", err)
-			}
-		}()
-	}
-
+	wg.Go(func() { s.cluster.run(bg, s.background) })
 	var err error
 	select {
 	case err = <-serveErr:
@@ -504,6 +519,23 @@ func (s *Server) run(ctx context.Context, srv *http.Server, serveErr chan error)
 	}
 	s.log.Info("rotor server stopped")
 	return err
+}
+
+// background is the work one node does for all: rotations, purging,
+// the master key job and webhook deliveries. It returns when ctx ends.
+func (s *Server) background(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.purgeLoop(ctx) })
+	wg.Go(func() { s.engine.Run(ctx) })
+	wg.Go(func() { s.keys.Run(ctx) })
+	if s.hooks != nil {
+		wg.Go(func() {
+			if err := s.hooks.Run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("webhook dispatcher stopped", "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (s *Server) purgeLoop(ctx context.Context) {
