@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotor-secrets/rotor/internal/dbtest"
+	"github.com/rotor-secrets/rotor/internal/keys"
 )
 
 // clusterNode opens a node of a store shared through dsn. With keyFrom,
@@ -129,6 +131,12 @@ func TestClusterOnPostgres(t *testing.T) {
 				t.Errorf("stream on b: AWSCURRENT → %s, want %s", e.VersionId, aws.ToString(put.VersionId))
 			}
 		}
+	}
+
+	// The root key cannot be replaced under the other nodes' feet.
+	var pre *keys.PreconditionError
+	if _, err := (keyAdmin{Service: a.keys, cfg: a.cfg}).RotateRootKey(ctx, nil); !errors.As(err, &pre) || !strings.Contains(err.Error(), "several nodes") {
+		t.Errorf("RotateRootKey on a shared store: %v, want a PreconditionError naming the nodes", err)
 	}
 
 	// A node with another master key is refused, naming the remedy.
