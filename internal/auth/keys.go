@@ -29,7 +29,8 @@ const (
 // Decrypted secrets are cached in memory, so only the first request with a
 // key reads the store and decrypts. Put updates the cache of the StoreKeys it
 // is called on at once. Changes made through another StoreKeys (another
-// Rotor node on a shared store) are not seen until this one is recreated.
+// Rotor node on a shared store) are seen through Forget, or, with
+// FollowVersion, before the next use of the cache.
 //
 // A StoreKeys is safe for concurrent use.
 type StoreKeys struct {
@@ -45,6 +46,9 @@ type StoreKeys struct {
 	// a change's count-and-update atomic with respect to each other.
 	gen    atomic.Uint64
 	fillMu sync.Mutex
+
+	version func(context.Context) (uint64, error) // FollowVersion's; nil: none
+	seen    atomic.Uint64                         // the version the cache holds
 }
 
 type cachedKey struct {
@@ -63,6 +67,16 @@ func NewStoreKeys(st store.Store, kr *keyring.Keyring) *StoreKeys {
 // the keyring cannot open (keyring.ErrDecrypt: a wrong master key, a row
 // moved to another id) is returned wrapped.
 func (k *StoreKeys) SecretKey(ctx context.Context, id string) (string, Principal, error) {
+	if k.version != nil {
+		v, err := k.version(ctx)
+		if err != nil {
+			return "", Principal{}, fmt.Errorf("check access key cache: %w", err)
+		}
+		if k.seen.Load() != v {
+			k.Forget()
+			k.seen.Store(v)
+		}
+	}
 	if e, ok := k.cache.Load(id); ok {
 		return e.(*cachedKey).result()
 	}
@@ -232,6 +246,13 @@ func (k *StoreKeys) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete access key %s: %w", id, err)
 	}
 	return nil
+}
+
+// FollowVersion makes SecretKey call version before it uses the cache and
+// drop the cache when the result changed: version counts the committed
+// changes of keys by every node (store.TopicVersions). Call it before use.
+func (k *StoreKeys) FollowVersion(version func(context.Context) (uint64, error)) {
+	k.version = version
 }
 
 // Forget drops every cached key, so that the next request with each reads

@@ -52,6 +52,7 @@ import (
 	"github.com/rotor-secrets/rotor/internal/events"
 	"github.com/rotor-secrets/rotor/internal/iam"
 	"github.com/rotor-secrets/rotor/internal/secrets"
+	"github.com/rotor-secrets/rotor/internal/store"
 )
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is
@@ -269,7 +270,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) ([]
 	// The body may hold a secret value; decoding copies what it keeps.
 	defer clear(body)
 
-	p, err := h.auth.Verify(r.Context(), r, body)
+	// One request reads a shared store's cache versions once (a label
+	// stream lives long, and must see later changes).
+	rctx := r.Context()
+	if x.stream == nil {
+		rctx = store.WithVersionMemo(rctx)
+	}
+	p, err := h.auth.Verify(rctx, r, body)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +293,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) ([]
 		Principal: p, Operation: x.action(), RequestID: x.info.id,
 		SourceIP: sourceIP(r.RemoteAddr), UserAgent: r.UserAgent(), Secure: r.TLS != nil, Time: x.start,
 	}
-	ctx := iam.WithCaller(context.WithValue(r.Context(), ctxKey{}, &x.info), x.caller)
+	ctx := iam.WithCaller(context.WithValue(rctx, ctxKey{}, &x.info), x.caller)
 	if h.iam != nil {
 		if err := h.iam.Prepare(ctx, x.caller); err != nil {
 			return nil, err

@@ -113,6 +113,10 @@ type Config struct {
 	Region    string
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// Version, when set, counts the committed changes of users, keys and
+	// policies by every node sharing the store (store.TopicVersions): the
+	// cached identity policies are dropped before use when it changed.
+	Version func(context.Context) (uint64, error)
 }
 
 // Service implements the administrative operations and the authorizer. It
@@ -123,6 +127,7 @@ type Service struct {
 	mu       sync.Mutex
 	policies map[string][]*policy.Policy // user ARN → parsed attached policies
 	gen      uint64                      // bumped by every change that invalidates policies
+	seen     uint64                      // the Config.Version the cache holds
 
 	resMu     sync.Mutex
 	resources map[string]*policy.Policy // resource policy document → parsed (bounded)
@@ -218,7 +223,20 @@ func (s *Service) Refresh(ctx context.Context, c *Caller) error {
 }
 
 func (s *Service) identityPolicies(ctx context.Context, principalARN string) ([]*policy.Policy, error) {
+	var version uint64
+	if s.cfg.Version != nil {
+		v, err := s.cfg.Version(ctx)
+		if err != nil {
+			return nil, internal("check identity policy cache", err)
+		}
+		version = v
+	}
 	s.mu.Lock()
+	if version != s.seen {
+		s.gen++
+		clear(s.policies)
+		s.seen = version
+	}
 	ps, ok := s.policies[principalARN]
 	gen := s.gen
 	s.mu.Unlock()

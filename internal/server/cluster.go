@@ -11,8 +11,11 @@ package server
 // stored step.
 //
 // Each node learns of the others' commits through the store's notices
-// (store.Shared): the read cache follows the store's generation; changes
-// to users, keys and policies (topic iamTopic) drop the IAM caches; changes
+// (store.Shared) and counters: the read cache follows the store's
+// generation and the IAM caches (access keys, identity policies) the count
+// of iamTopic, both checked in the database before each use, so neither is
+// ever behind another node's commit; an iamTopic notice also drops them
+// (for the label streams' re-checks); changes
 // to master keys and named keys (keysTopic) reload the keyring's view;
 // label changes (secrets.LabelTopic) go to the node's push streams; and a
 // rotation requested on any node wakes the leader's engine (kickTopic).
@@ -136,21 +139,30 @@ func StoreDescription(cfg Config) string {
 	return fmt.Sprintf("postgres://%s@%s:%d/%s", pc.User, pc.Host, pc.Port, pc.Database)
 }
 
-// nodeID returns the configured node id, or the one in the data dir,
-// creating it on first start.
-func nodeID(cfg Config) (string, error) {
-	if cfg.NodeID != "" {
-		return cfg.NodeID, nil
-	}
+// nodeID returns the node's id — the configured one, else the one in the
+// data dir, else a new one — and keeps it in the data dir, where rotor
+// audit verify finds which chain a data dir holds.
+func nodeID(cfg Config, log *slog.Logger) (string, error) {
 	id, err := ReadNodeID(cfg.DataDir)
-	if err == nil || !errors.Is(err, os.ErrNotExist) {
-		return id, err
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
 	}
-	path := filepath.Join(cfg.DataDir, NodeIDFile)
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	id = "node-" + hex.EncodeToString(r[:])
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+	switch {
+	case cfg.NodeID == "" && id != "":
+		return id, nil
+	case cfg.NodeID == id:
+		return id, nil
+	case cfg.NodeID != "":
+		if id != "" {
+			log.Warn("node id changed: the audit chain in this data dir continues under the new id", "old", id, "node", cfg.NodeID)
+		}
+		id = cfg.NodeID
+	default:
+		var r [4]byte
+		_, _ = rand.Read(r[:])
+		id = "node-" + hex.EncodeToString(r[:])
+	}
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, NodeIDFile), []byte(id+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write node id: %w", err)
 	}
 	return id, nil
@@ -217,6 +229,16 @@ func (p publishing) Write(ctx context.Context, fn func(tx store.Tx) error) error
 		}
 		return nil
 	})
+}
+
+// topicVersion returns the function that counts st's committed
+// transactions on topic, or nil when st is not shared.
+func topicVersion(st store.Store, topic string) func(context.Context) (uint64, error) {
+	tv, ok := st.(store.TopicVersions)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context) (uint64, error) { return tv.TopicVersion(ctx, topic) }
 }
 
 // publishingIfShared wraps st when other nodes share it.

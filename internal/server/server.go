@@ -255,7 +255,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 	if err != nil {
 		return nil, err
 	}
-	node, err := nodeID(cfg)
+	node, err := nodeID(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -288,6 +288,10 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 		return nil, err
 	}
 	keys := auth.NewStoreKeys(publishingIfShared(st, iamTopic), kr)
+	iamVersion := topicVersion(st, iamTopic)
+	if iamVersion != nil {
+		keys.FollowVersion(iamVersion)
+	}
 	if err := ensureRootKey(ctx, cfg, keys, st, kr, log); err != nil {
 		return nil, err
 	}
@@ -332,7 +336,8 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 	labels := events.NewHub(0)
 	obs := &observers{log: log, audit: auditLog, metrics: m, hooks: hooks, labels: labels,
 		account: cfg.AccountID, region: cfg.Region, newEvent: newEventID}
-	access := iam.New(iam.Config{Store: publishingIfShared(st, iamTopic), Keys: keys, AccountID: cfg.AccountID, Region: cfg.Region, Logger: log})
+	access := iam.New(iam.Config{Store: publishingIfShared(st, iamTopic), Keys: keys, AccountID: cfg.AccountID, Region: cfg.Region, Logger: log,
+		Version: iamVersion})
 
 	functions := rotation.NewRegistry()
 	planner := &rotation.SchedulePlanner{Options: schedule.Options{MinInterval: cfg.Rotation.MinInterval}}

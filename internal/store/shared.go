@@ -68,3 +68,38 @@ type Publisher interface {
 
 // MaxPayload bounds a published topic and payload together.
 const MaxPayload = 7000
+
+// TopicVersions is implemented by a Shared store that counts, per topic,
+// the committed transactions that published it, so that a cache of what
+// those transactions change (access keys and policies, say) can check it
+// is current before each use, without waiting for a notice.
+type TopicVersions interface {
+	// TopicVersion returns the count for topic (0 if it was never
+	// published). Within a ctx from WithVersionMemo, the counts and the
+	// Generation are read once and then reused.
+	TopicVersion(ctx context.Context, topic string) (uint64, error)
+}
+
+// VersionMemo keeps the versions a store read for one request.
+type VersionMemo struct {
+	Filled bool
+	Gen    uint64            // the store's Generation
+	Topics map[string]uint64 // TopicVersion by topic
+}
+
+type memoKey struct{}
+
+// WithVersionMemo returns a ctx in which a store's Generation and
+// TopicVersion are read from the database once: for one short request, so
+// that its several cache checks cost one query. Never give it to a
+// long-lived task, which would then not see later commits.
+func WithVersionMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, memoKey{}, &VersionMemo{})
+}
+
+// MemoFrom returns the memo WithVersionMemo put in ctx, or nil. It is not
+// safe for concurrent use: one request's calls are sequential.
+func MemoFrom(ctx context.Context) *VersionMemo {
+	m, _ := ctx.Value(memoKey{}).(*VersionMemo)
+	return m
+}

@@ -46,14 +46,64 @@ func newStoreID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// qPublish counts the topic (store.TopicVersions) and queues the notice.
+const qPublish = `WITH counted AS (
+	INSERT INTO rotor_topics (topic, gen) VALUES ($1, 1)
+	ON CONFLICT (topic) DO UPDATE SET gen = rotor_topics.gen + 1)
+SELECT pg_notify($2, $3)`
+
+// qCounters reads the generation (topic "") and every topic's count.
+const qCounters = `SELECT '', gen FROM rotor_generation UNION ALL SELECT topic, gen FROM rotor_topics`
+
 // Generation implements store.Generations: the number of Writes every
 // node has committed, plus one, read from the database.
 func (s *Store) Generation(ctx context.Context) (uint64, error) {
-	var g int64
-	if err := s.pool.QueryRow(ctx, `SELECT gen FROM rotor_generation`).Scan(&g); err != nil {
-		return 0, fmt.Errorf("postgres: generation: %w", err)
+	m, err := s.versions(ctx)
+	if err != nil {
+		return 0, err
 	}
-	return uint64(g) + 1, nil
+	return m.Gen + 1, nil
+}
+
+// TopicVersion implements store.TopicVersions.
+func (s *Store) TopicVersion(ctx context.Context, topic string) (uint64, error) {
+	m, err := s.versions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return m.Topics[topic], nil
+}
+
+// versions reads the counters, or takes them from ctx's memo.
+func (s *Store) versions(ctx context.Context) (*store.VersionMemo, error) {
+	m := store.MemoFrom(ctx)
+	if m != nil && m.Filled {
+		return m, nil
+	}
+	if m == nil {
+		m = &store.VersionMemo{}
+	}
+	rows, err := s.pool.Query(ctx, qCounters)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: versions: %w", err)
+	}
+	topics := make(map[string]uint64)
+	var gen uint64
+	var topic string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&topic, &n}, func() error {
+		if topic == "" {
+			gen = uint64(n)
+		} else {
+			topics[topic] = uint64(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: versions: %w", err)
+	}
+	m.Filled, m.Gen, m.Topics = true, gen, topics
+	return m, nil
 }
 
 // Watch implements store.Shared.
@@ -86,7 +136,7 @@ func (t *txn) Publish(ctx context.Context, topic, payload string) error {
 	if len(topic)+len(payload) > store.MaxPayload {
 		return fmt.Errorf("postgres: publish %s: payload of %d bytes is over the limit", topic, len(payload))
 	}
-	if _, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, t.id+"\n"+topic+"\n"+payload); err != nil {
+	if _, err := t.tx.Exec(ctx, qPublish, topic, notifyChannel, t.id+"\n"+topic+"\n"+payload); err != nil {
 		return fmt.Errorf("postgres: publish %s: %w", topic, err)
 	}
 	return nil

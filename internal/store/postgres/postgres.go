@@ -96,10 +96,11 @@ var (
 )
 
 var (
-	_ store.Store       = (*Store)(nil)
-	_ store.Shared      = (*Store)(nil)
-	_ store.Generations = (*Store)(nil)
-	_ store.Publisher   = (*txn)(nil)
+	_ store.Store         = (*Store)(nil)
+	_ store.Shared        = (*Store)(nil)
+	_ store.Generations   = (*Store)(nil)
+	_ store.Publisher     = (*txn)(nil)
+	_ store.TopicVersions = (*Store)(nil)
 )
 
 // Options tune Open. The zero value is usable.

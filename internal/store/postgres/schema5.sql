@@ -10,6 +10,13 @@ CREATE TABLE rotor_generation (
 );
 INSERT INTO rotor_generation (gen) VALUES (0);
 
+-- How many committed transactions published each notice topic
+-- (store.TopicVersions).
+CREATE TABLE rotor_topics (
+	topic TEXT COLLATE "C" PRIMARY KEY,
+	gen   BIGINT NOT NULL
+);
+
 ALTER TABLE meta ALTER COLUMN value TYPE BYTEA USING convert_to(value, 'UTF8');
 
 CREATE TABLE IF NOT EXISTS rotor_leases (

@@ -308,3 +308,65 @@ func BenchmarkNoticeLatency(b *testing.B) {
 	b.ReportMetric(q(0.5), "p50-µs")
 	b.ReportMetric(q(0.99), "p99-µs")
 }
+
+// TestTopicVersions: each committed transaction that published a topic
+// counts once for it, on every Store, at once; a memo reads them once.
+func TestTopicVersions(t *testing.T) {
+	dsn := freshDSN(t)
+	a, b := openStore(t, dsn), openStore(t, dsn)
+	version := func(ctx context.Context, s *postgres.Store, topic string) uint64 {
+		t.Helper()
+		v, err := s.TopicVersion(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := version(t.Context(), b, "iam"); v != 0 {
+		t.Fatalf("a topic never published has version %d", v)
+	}
+	publish := func(topics ...string) error {
+		return a.Write(t.Context(), func(tx store.Tx) error {
+			for _, topic := range topics {
+				if err := tx.(store.Publisher).Publish(t.Context(), topic, ""); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := publish("iam", "iam", "keys"); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish("iam"); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.Write(t.Context(), func(tx store.Tx) error {
+		tx.(store.Publisher).Publish(t.Context(), "iam", "")
+		return errors.New("rolled back")
+	})
+	if v := version(t.Context(), b, "iam"); v != 3 {
+		t.Errorf("iam version on the other store = %d, want 3 (two publishes in one transaction count twice, a rollback not at all)", v)
+	}
+	if v := version(t.Context(), b, "keys"); v != 1 {
+		t.Errorf("keys version = %d, want 1", v)
+	}
+
+	// In a memo ctx the counters are read once: a later commit is not seen
+	// by it, and is by a fresh ctx.
+	memo := store.WithVersionMemo(t.Context())
+	g0, err := b.Generation(memo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v0 := version(memo, b, "iam")
+	if err := publish("iam"); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := b.Generation(memo); g != g0 || version(memo, b, "iam") != v0 {
+		t.Error("a memo ctx read the counters again")
+	}
+	if g, _ := b.Generation(t.Context()); g <= g0 || version(t.Context(), b, "iam") != v0+1 {
+		t.Error("a fresh ctx did not see the later commit")
+	}
+}
