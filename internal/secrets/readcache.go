@@ -10,9 +10,9 @@ import (
 // readCache remembers what GetSecretValue last read from the store for a
 // (SecretId, VersionId, VersionStage), so that the next request for it needs
 // no store transaction. An entry is valid only while the store's generation
-// (store.Generations) is the one it was read at: any committed write
-// anywhere in the store invalidates every entry. With a store that does not
-// report generations nothing is cached.
+// (store.Generations), or Config.CacheVersion, is the one it was read at:
+// any committed write anywhere in the store (or any change CacheVersion
+// counts) invalidates every entry. With neither nothing is cached.
 //
 // Entries hold the secret's metadata and the version's sealed value, never
 // a decrypted one; authorization and the deletion check run on every
@@ -35,16 +35,19 @@ type readEntry struct {
 // maxReadCacheEntries bounds the cache; a full cache starts over.
 const maxReadCacheEntries = 100_000
 
-// get returns the store's current generation and the entry for k if it is
-// valid at that generation; gen is 0 (cache nothing) when st reports no
-// generation.
-func (c *readCache) get(ctx context.Context, st store.Store, k readKey) (gen uint64, e readEntry, hit bool) {
-	g, ok := st.(store.Generations)
-	if !ok {
-		return 0, readEntry{}, false
+// get returns the current version — version's, else the store's
+// generation — and the entry for k if it is valid at that version; gen is
+// 0 (cache nothing) when there is none.
+func (c *readCache) get(ctx context.Context, version func(context.Context) (uint64, error), st store.Store, k readKey) (gen uint64, e readEntry, hit bool) {
+	if version == nil {
+		g, ok := st.(store.Generations)
+		if !ok {
+			return 0, readEntry{}, false
+		}
+		version = g.Generation
 	}
-	gen, err := g.Generation(ctx)
-	if err != nil {
+	gen, err := version(ctx)
+	if err != nil || gen == 0 {
 		return 0, readEntry{}, false
 	}
 	c.mu.RLock()

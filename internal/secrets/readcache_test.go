@@ -110,3 +110,47 @@ func TestReadCache(t *testing.T) {
 		t.Errorf("after DeleteSecret: err = %v, want InvalidRequest", err)
 	}
 }
+
+// TestReadCacheVersion: with Config.CacheVersion the cache keys on it, not
+// on the store's generation: a commit it does not count (an audit anchor,
+// say) leaves entries valid, and a change it counts drops them.
+func TestReadCacheVersion(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rotor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	mk, _ := keyring.NewMasterKey()
+	kr, _ := keyring.New(mk)
+	gs := &genStore{Store: st}
+	var version atomic.Uint64
+	version.Store(1)
+	svc := secrets.New(secrets.Config{Region: "us-east-1", AccountID: "000000000000", Store: gs, Keyring: kr,
+		CacheVersion: func(context.Context) (uint64, error) { return version.Load(), nil }})
+	ctx := t.Context()
+	if _, err := svc.CreateSecret(ctx, secrets.CreateSecretInput{Name: "c", Value: secrets.StringValue("one")}); err != nil {
+		t.Fatal(err)
+	}
+	get := func() {
+		t.Helper()
+		if v, err := svc.GetSecretValue(ctx, secrets.GetSecretValueInput{SecretID: "c"}); err != nil || string(v.Value.Reveal()) != "one" {
+			t.Fatalf("GetSecretValue = %q, %v", v.Value.Reveal(), err)
+		}
+	}
+	get()
+	version.Add(1) // the access date the first read recorded
+	get()
+	before := gs.reads.Load()
+	if err := gs.Write(ctx, func(tx store.Tx) error { return tx.PutMeta(ctx, "audit.anchor", "x") }); err != nil {
+		t.Fatal(err)
+	}
+	get()
+	if n := gs.reads.Load() - before; n != 0 {
+		t.Errorf("a commit CacheVersion does not count cost %d read transactions, want 0", n)
+	}
+	version.Add(1)
+	get()
+	if n := gs.reads.Load() - before; n != 1 {
+		t.Errorf("after CacheVersion moved: %d read transactions, want 1", n)
+	}
+}

@@ -61,6 +61,11 @@ type Config struct {
 	// before the method returns, so it must not block; never for a call
 	// that failed. The changes carry no value. Nil: not reported.
 	OnLabelChange func(ctx context.Context, changes []events.LabelChange)
+	// CacheVersion, when set, is what GetSecretValue's read cache keys on
+	// instead of the store's generation: a count that grows with every
+	// committed change of what it caches — secrets, versions, labels and
+	// the keys that seal them — by any process. Nil: store.Generations.
+	CacheVersion func(ctx context.Context) (uint64, error)
 
 	Now    func() time.Time // defaults to time.Now
 	Rand   io.Reader        // defaults to crypto/rand

@@ -30,7 +30,7 @@ func (s *Service) GetSecretValue(ctx context.Context, in GetSecretValueInput) (S
 	}
 	ctx = withAccess(ctx, acc)
 	key := readKey{in.SecretID, in.VersionID, in.VersionStage}
-	gen, cached, hit := s.reads.get(ctx, s.cfg.Store, key)
+	gen, cached, hit := s.reads.get(ctx, s.cfg.CacheVersion, s.cfg.Store, key)
 	if hit {
 		// What the store would answer now; the caller is judged afresh.
 		sec, ver = cached.sec, cached.ver

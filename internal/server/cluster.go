@@ -58,9 +58,10 @@ import (
 
 // Store notice topics published by this package's wrappers.
 const (
-	iamTopic  = "iam"
-	keysTopic = "keys"
-	kickTopic = "kick"
+	iamTopic     = "iam"
+	keysTopic    = "keys"
+	kickTopic    = "kick"
+	secretsTopic = "secrets"
 )
 
 // RotationLease is the name of the lease whose holder runs the background
@@ -239,6 +240,29 @@ func topicVersion(st store.Store, topic string) func(context.Context) (uint64, e
 		return nil
 	}
 	return func(ctx context.Context) (uint64, error) { return tv.TopicVersion(ctx, topic) }
+}
+
+// cacheVersion is what the read cache of secret values keys on with a
+// shared store: the domain's commits (secretsTopic, published by every
+// write of the secrets service) and the key jobs' (keysTopic, which
+// re-wrap versions), not every commit — an audit checkpoint or a
+// rotation's progress leaves it valid. Nil when st is not shared.
+func cacheVersion(st store.Store) func(context.Context) (uint64, error) {
+	secrets, keys := topicVersion(st, secretsTopic), topicVersion(st, keysTopic)
+	if secrets == nil {
+		return nil
+	}
+	return func(ctx context.Context) (uint64, error) {
+		a, err := secrets(ctx)
+		if err != nil {
+			return 0, err
+		}
+		b, err := keys(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return a + b + 1, nil
+	}
 }
 
 // publishingIfShared wraps st when other nodes share it.

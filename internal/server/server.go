@@ -26,10 +26,11 @@
 // and, like rotation events, to the webhook outbox when webhooks are
 // configured (internal/webhook).
 //
-// Shutdown (ctx cancelled): stop accepting connections, end the open
-// label-change streams, let in-flight requests finish (up to
-// ShutdownTimeout), stop the rotation engine and webhook deliveries, write
-// a final audit checkpoint, then close the store.
+// Shutdown (ctx cancelled): stop the rotation engine, webhook deliveries
+// and the other background work (releasing the lease on a shared store),
+// stop accepting connections, end the open label-change streams, let
+// in-flight requests finish (up to ShutdownTimeout), write a final audit
+// checkpoint, then close the store.
 package server
 
 import (
@@ -344,15 +345,16 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 	recorder := obs
 	var engine *rotation.Engine
 	svc := secrets.New(secrets.Config{
-		Region:      cfg.Region,
-		AccountID:   cfg.AccountID,
-		Store:       st,
-		Keyring:     kr,
-		KMSKeys:     kmsKeys{masterKeys},
-		CheckPolicy: checkPolicy,
-		Authorize:   access.Authorize,
-		Functions:   functions,
-		Planner:     planner,
+		Region:       cfg.Region,
+		AccountID:    cfg.AccountID,
+		Store:        publishingIfShared(st, secretsTopic),
+		CacheVersion: cacheVersion(st),
+		Keyring:      kr,
+		KMSKeys:      kmsKeys{masterKeys},
+		CheckPolicy:  checkPolicy,
+		Authorize:    access.Authorize,
+		Functions:    functions,
+		Planner:      planner,
 		Kick: func() {
 			engine.Kick()
 			kickOthers(st, log)
@@ -502,6 +504,10 @@ func (s *Server) run(ctx context.Context, srv *http.Server, serveErr chan error)
 	case err = <-serveErr:
 	case <-ctx.Done():
 		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+		// The background work stops first, so that a leader releases its
+		// lease while the HTTP drain runs (it can take seconds: idle
+		// connections that never carried a request count as active).
+		stopBG()
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		err = srv.Shutdown(sctx)
 		cancel()
