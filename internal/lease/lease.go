@@ -67,6 +67,7 @@ type Options struct {
 type Lease struct {
 	pool *pgxpool.Pool
 	opts Options
+	wake chan struct{}
 }
 
 // nowMS is the database's clock in milliseconds since the Unix epoch.
@@ -139,7 +140,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Lease, error)
 	if _, err := pool.Exec(ctx, createTable); err != nil {
 		return nil, fmt.Errorf("lease: create table: %w", err)
 	}
-	return &Lease{pool: pool, opts: opts}, nil
+	return &Lease{pool: pool, opts: opts, wake: make(chan struct{}, 1)}, nil
 }
 
 // TryAcquire takes the lease, or renews it if this holder has it. ok is
@@ -222,8 +223,19 @@ func (l *Lease) Run(ctx context.Context, onAcquire func(ctx context.Context, tok
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-l.wake:
+			t.Stop()
 		case <-t.C:
 		}
+	}
+}
+
+// Wake makes a Run that is waiting to retry try at once: for when another
+// holder says it released the lease.
+func (l *Lease) Wake() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
 }
 

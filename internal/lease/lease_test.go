@@ -378,3 +378,38 @@ func TestRunCancelsWhenTakenOver(t *testing.T) {
 		t.Errorf("ended token = %d, want %d", got, tokA)
 	}
 }
+
+// TestWakeRetriesAtOnce: a Run waiting to retry (here for an hour) tries
+// again when woken, as a node does when the holder says it released.
+func TestWakeRetriesAtOnce(t *testing.T) {
+	pool := newPool(t, freshDSN(t))
+	a := open(t, pool, "a")
+	tokA, _ := acquire(t, a)
+	attempts := make(chan struct{}, 100) // Run reads the clock before each attempt
+	b, err := lease.Open(t.Context(), pool, lease.Options{
+		Name: "rotation", Holder: "b", TTL: time.Hour, Renew: time.Minute, Retry: time.Hour,
+		Now: func() time.Time { attempts <- struct{}{}; return time.Now() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-attempts:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %s within 5s", what)
+		}
+	}
+	rb := run(t, b)
+	wait("first attempt")
+	b.Wake()
+	wait("second attempt after Wake (the retry is an hour away)")
+	if err := a.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b.Wake()
+	if tok := recv(t, rb.tokens, "b's tenure after the release and Wake"); tok <= tokA {
+		t.Errorf("b's token %d, want more than a's %d", tok, tokA)
+	}
+}

@@ -62,6 +62,7 @@ const (
 	keysTopic    = "keys"
 	kickTopic    = "kick"
 	secretsTopic = "secrets"
+	leaseTopic   = "lease" // the lease was released: try to take it now
 )
 
 // RotationLease is the name of the lease whose holder runs the background
@@ -275,6 +276,7 @@ func publishingIfShared(st store.Store, topic string) store.Store {
 
 // cluster is a node's part in a group of nodes sharing a store.
 type cluster struct {
+	st      store.Store
 	node    string
 	holder  string // the lease holder id: node id and this process
 	lease   *lease.Lease
@@ -285,7 +287,7 @@ type cluster struct {
 func newCluster(ctx context.Context, cfg Config, st store.Store, node string, log *slog.Logger) (*cluster, error) {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	c := &cluster{node: node, holder: node + "/" + hex.EncodeToString(r[:]), log: log}
+	c := &cluster{st: st, node: node, holder: node + "/" + hex.EncodeToString(r[:]), log: log}
 	pg, ok := st.(*postgres.Store)
 	if !ok {
 		return c, nil
@@ -315,17 +317,31 @@ func (c *cluster) run(ctx context.Context, work func(context.Context)) {
 		c.leading.Store(false)
 		return
 	}
+	led := false
 	c.lease.Run(ctx, func(ctx context.Context, token int64) {
 		c.log.Info("leading: running rotations and background jobs", "node", c.node, "token", token)
 		c.leading.Store(true)
+		led = true
 		defer c.leading.Store(false)
 		work(store.WithFence(ctx, store.Fence{Lease: RotationLease, Token: token}))
 		c.log.Info("no longer leading", "node", c.node, "token", token)
 	})
+	if led {
+		// Run released the lease: tell the others, who would otherwise
+		// try again only at their next retry.
+		wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err := c.st.Write(wctx, func(tx store.Tx) error {
+			return tx.(store.Publisher).Publish(wctx, leaseTopic, "")
+		})
+		if err != nil {
+			c.log.Warn("could not tell the other nodes that the lease is free; they take it at their next retry", "err", err)
+		}
+	}
 }
 
 // watch makes this node follow the other nodes' commits.
-func watch(st store.Store, access *iam.Service, masterKeys *keys.Service, labels *events.Hub, engine *rotation.Engine, log *slog.Logger) {
+func watch(st store.Store, clu *cluster, access *iam.Service, masterKeys *keys.Service, labels *events.Hub, engine *rotation.Engine, log *slog.Logger) {
 	sh, ok := st.(store.Shared)
 	if !ok {
 		return
@@ -358,6 +374,8 @@ func watch(st store.Store, access *iam.Service, masterKeys *keys.Service, labels
 			reloadKeys()
 		case n.Topic == kickTopic:
 			engine.Kick()
+		case n.Topic == leaseTopic && clu.lease != nil:
+			clu.lease.Wake()
 		}
 	})
 }

@@ -377,7 +377,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 		PollInterval: cfg.Rotation.PollInterval,
 		CrashAfter:   rotation.Step(cfg.Rotation.CrashAfterStep),
 	})
-	watch(st, access, masterKeys, labels, engine, log)
+	watch(st, clu, access, masterKeys, labels, engine, log)
 	// Closed when Shutdown begins: label-change streams never end on their
 	// own, and Shutdown waits for every handler.
 	streamsDone := make(chan struct{})
