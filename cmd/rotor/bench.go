@@ -30,17 +30,21 @@ func newBenchCmd(e *env) *cobra.Command {
                         of N rotations, against throwaway PostgreSQL and MariaDB
   rotor bench scale     what N secrets cost: store size, RSS, startup time,
                         GetSecretValue and ListSecrets latency, next to a baseline
+  rotor bench cluster   N servers on one throwaway PostgreSQL store: get and put
+                        spread over the nodes and on one, read-your-writes across
+                        nodes, the leader's failover (SIGKILL) and handover (SIGTERM)
 
 get, put and scale start a rotor server as a child process of this binary on a
-temporary data directory (audit on, rate limit off, removed afterwards); get and
-put measure an existing server instead with --endpoint, with credentials found
-as the AWS CLI finds them. Results print as a table, or as one JSON object with
---json (with the machine, the date and the options).`,
+temporary data directory (audit on, rate limit off, removed afterwards), and
+cluster N of them on a throwaway PostgreSQL store; get and put measure an
+existing server instead with --endpoint, with credentials found as the AWS CLI
+finds them. Results print as a table, or as one JSON object with --json (with
+the machine, the date and the options).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newBenchAPICmd(e, "get"), newBenchAPICmd(e, "put"), newBenchCeilingCmd(e),
-		newBenchRotateCmd(e), newBenchScaleCmd(e))
+		newBenchRotateCmd(e), newBenchScaleCmd(e), newBenchClusterCmd(e))
 	return cmd
 }
 

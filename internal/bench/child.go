@@ -65,6 +65,14 @@ func StartChild(ctx context.Context, exe, dataDir string, extra ...string) (*Chi
 	if err != nil {
 		return nil, err
 	}
+	return StartChildWithKey(ctx, exe, dataDir, id, secret, extra...)
+}
+
+// StartChildWithKey is StartChild with the given root access key instead of
+// a generated one: nodes sharing a store must all be started with the same
+// key, since a node started with another one deactivates the previous key
+// in the store.
+func StartChildWithKey(ctx context.Context, exe, dataDir, id, secret string, extra ...string) (*Child, error) {
 	var lastErr error
 	for range startTries {
 		c, inUse, err := startChild(ctx, exe, dataDir, id, secret, extra)
