@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,10 +18,13 @@ import (
 
 // Cross-node notices (store.Shared). Every Write sends, in its transaction
 // and so only if it commits, a NOTIFY on channel notifyChannel whose
-// payload is the sending Store's id; each Publish sends one more, id, topic
-// and payload separated by newlines. Every Store keeps one connection of its
-// own (not from the pool) LISTENing on the channel: a notice from another
-// Store goes to the watchers; the Store's own are skipped.
+// payload is the sending Store's id. What a transaction Publishes is
+// counted and sent just before its COMMIT, in one statement: NOTIFY
+// payloads holding the id, then records "topic\nlength\npayload", as many
+// as fit in maxNotify bytes. Every Store keeps one connection of its own
+// (not from the pool) LISTENing on the channel: a notice from another
+// Store goes to the watchers, one Notice per record; the Store's own are
+// skipped.
 //
 // A notice arrives a little after the commit (BenchmarkNoticeLatency: p99
 // about 0.1 ms after the Write returned, more on a starved machine), so
@@ -46,11 +50,12 @@ func newStoreID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// qPublish counts the topic (store.TopicVersions) and queues the notice.
+// qPublish counts the topics (store.TopicVersions; $1 has one element per
+// Publish) and queues the notices $3 on channel $2.
 const qPublish = `WITH counted AS (
-	INSERT INTO rotor_topics (topic, gen) VALUES ($1, 1)
-	ON CONFLICT (topic) DO UPDATE SET gen = rotor_topics.gen + 1)
-SELECT pg_notify($2, $3)`
+	INSERT INTO rotor_topics (topic, gen) SELECT t, count(*) FROM unnest($1::text[]) AS t GROUP BY t
+	ON CONFLICT (topic) DO UPDATE SET gen = rotor_topics.gen + excluded.gen)
+SELECT pg_notify($2, n) FROM unnest($3::text[]) AS n`
 
 // qCounters reads the generation (topic "") and every topic's count.
 const qCounters = `SELECT '', gen FROM rotor_generation UNION ALL SELECT topic, gen FROM rotor_topics`
@@ -136,10 +141,60 @@ func (t *txn) Publish(ctx context.Context, topic, payload string) error {
 	if len(topic)+len(payload) > store.MaxPayload {
 		return fmt.Errorf("postgres: publish %s: payload of %d bytes is over the limit", topic, len(payload))
 	}
-	if _, err := t.tx.Exec(ctx, qPublish, topic, notifyChannel, t.id+"\n"+topic+"\n"+payload); err != nil {
-		return fmt.Errorf("postgres: publish %s: %w", topic, err)
+	t.published = append(t.published, published{topic, payload})
+	return nil
+}
+
+// published is one Publish of a transaction, sent at its end.
+type published struct{ topic, payload string }
+
+// maxNotify bounds one NOTIFY payload (PostgreSQL's limit is 8000 bytes).
+const maxNotify = 7900
+
+// flushPublished counts and sends what the transaction published, in one
+// statement.
+func (t *txn) flushPublished(ctx context.Context) error {
+	if len(t.published) == 0 {
+		return nil
+	}
+	topics := make([]string, len(t.published))
+	var notices []string
+	var b strings.Builder
+	for i, p := range t.published {
+		topics[i] = p.topic
+		rec := p.topic + "\n" + strconv.Itoa(len(p.payload)) + "\n" + p.payload
+		if b.Len() > 0 && b.Len()+len(rec) > maxNotify {
+			notices = append(notices, b.String())
+			b.Reset()
+		}
+		if b.Len() == 0 {
+			b.WriteString(t.id)
+			b.WriteByte('\n')
+		}
+		b.WriteString(rec)
+	}
+	notices = append(notices, b.String())
+	if _, err := t.tx.Exec(ctx, qPublish, topics, notifyChannel, notices); err != nil {
+		return fmt.Errorf("postgres: publish: %w", err)
 	}
 	return nil
+}
+
+// parseNotice splits a notice payload into the sender's id and its
+// records (none for a Write's own notice).
+func parseNotice(payload string) (id string, recs []published, ok bool) {
+	id, rest, _ := strings.Cut(payload, "\n")
+	for rest != "" {
+		topic, r, ok1 := strings.Cut(rest, "\n")
+		n, r, ok2 := strings.Cut(r, "\n")
+		size, err := strconv.Atoi(n)
+		if !ok1 || !ok2 || err != nil || size < 0 || size > len(r) {
+			return id, recs, false
+		}
+		recs = append(recs, published{topic, r[:size]})
+		rest = r[size:]
+	}
+	return id, recs, true
 }
 
 // listen runs until ctx ends, (re)connecting the notice connection.
@@ -206,12 +261,19 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 			}
 			continue
 		}
-		id, rest, _ := strings.Cut(n.Payload, "\n")
-		if id == s.id {
-			continue
+		id, recs, ok := parseNotice(n.Payload)
+		switch {
+		case id == s.id:
+		case !ok:
+			s.log.Error("postgres: malformed notice; caches dropped", "sender", id)
+			s.notify(store.Notice{Missed: true})
+		case len(recs) == 0:
+			s.notify(store.Notice{})
+		default:
+			for _, r := range recs {
+				s.notify(store.Notice{Topic: r.topic, Payload: r.payload})
+			}
 		}
-		topic, payload, _ := strings.Cut(rest, "\n")
-		s.notify(store.Notice{Topic: topic, Payload: payload})
 	}
 }
 

@@ -317,6 +317,9 @@ func (s *Store) writeOnce(ctx context.Context, fn func(tx store.Tx) error) error
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("postgres: write: %w", err)
 	}
+	if err := t.flushPublished(ctx); err != nil {
+		return err
+	}
 	if err := ptx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: commit: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,6 +151,27 @@ func TestNotices(t *testing.T) {
 	if n1.Topic != "labels" || n1.Payload != "payload\nwith a newline 0" || n2.Topic != "iam" {
 		t.Errorf("notices = %+v, %+v; want labels then iam with their payloads", n1, n2)
 	}
+	// Many in one transaction, more than one NOTIFY can carry: all arrive,
+	// in order, whole.
+	big := func(i int) string { return strings.Repeat(string(rune('a'+i)), 3000) + "\n3\nx" }
+	err = a.Write(t.Context(), func(tx store.Tx) error {
+		for i := range 5 {
+			if err := tx.(store.Publisher).Publish(t.Context(), "bulk", big(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		n := nb.waitFor(t, "bulk", func(n store.Notice) bool { return n.Topic != "" })
+		if n.Topic != "bulk" || n.Payload != big(i) {
+			t.Fatalf("bulk notice %d: topic %q, payload of %d bytes starting %.10q", i, n.Topic, len(n.Payload), n.Payload)
+		}
+	}
+
 	// A read at B right after sees the committed value (no stale cache).
 	nb.mu.Lock()
 	for _, n := range nb.got {

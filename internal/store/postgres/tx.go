@@ -21,6 +21,8 @@ type txn struct {
 	write bool
 	done  bool
 	id    string // the Store's, for Publish
+
+	published []published // sent before COMMIT (flushPublished)
 }
 
 const secretColumns = `arn, name, description, kms_key_id, tags, resource_policy,
@@ -211,19 +213,33 @@ func (t *txn) exec(ctx context.Context, op string, guarded bool, q string, args 
 		}
 		return tag.RowsAffected(), nil
 	}
-	sp, err := t.tx.Begin(ctx) // SAVEPOINT
-	if err != nil {
-		return 0, fail(op, err)
-	}
-	tag, err := sp.Exec(ctx, q, args...)
-	if err != nil {
-		if rbErr := sp.Rollback(ctx); rbErr != nil {
+	// The savepoint, the statement and the release in one round trip.
+	b := &pgx.Batch{}
+	b.Queue(`SAVEPOINT rotor_guard`)
+	b.Queue(q, args...)
+	b.Queue(`RELEASE SAVEPOINT rotor_guard`)
+	br := t.tx.SendBatch(ctx, b)
+	_, spErr := br.Exec()
+	tag, err := br.Exec()
+	_, relErr := br.Exec()
+	closeErr := br.Close()
+	switch {
+	case spErr != nil:
+		return 0, fail(op, spErr)
+	case err != nil:
+		// The statement failed and the release with it: back to the
+		// savepoint, and the transaction is usable again.
+		if _, rbErr := t.tx.Exec(ctx, `ROLLBACK TO SAVEPOINT rotor_guard`); rbErr != nil {
+			return 0, fail(op, errors.Join(err, rbErr))
+		}
+		if _, rbErr := t.tx.Exec(ctx, `RELEASE SAVEPOINT rotor_guard`); rbErr != nil {
 			return 0, fail(op, errors.Join(err, rbErr))
 		}
 		return 0, fail(op, err)
-	}
-	if err := sp.Commit(ctx); err != nil { // RELEASE SAVEPOINT
-		return 0, fail(op, err)
+	case relErr != nil:
+		return 0, fail(op, relErr)
+	case closeErr != nil:
+		return 0, fail(op, closeErr)
 	}
 	return tag.RowsAffected(), nil
 }
