@@ -19,6 +19,9 @@
 //     service, then served by a child server: store size, RSS, startup time,
 //     GetSecretValue and ListSecrets latency, next to the same figures for
 //     a small baseline store.
+//   - [Cluster]: N child servers sharing a throwaway PostgreSQL store:
+//     get and put spread over the nodes and on one, read-your-writes across
+//     nodes, the leader's failover after SIGKILL and handover after SIGTERM.
 //
 // Every mode takes a context and its options, and returns a result with JSON
 // tags that records the machine, the date and the options. When the
