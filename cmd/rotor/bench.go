@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -92,16 +93,7 @@ func newBenchAPICmd(e *env, mode string) *cobra.Command {
 			}
 			res, err := run(ctx, o)
 			p.clear()
-			if err != nil {
-				return benchError(err)
-			}
-			for _, w := range res.Warnings {
-				fmt.Fprintf(e.stderr, "rotor: warning: %s\n", w)
-			}
-			if asJSON {
-				return writeJSON(e.stdout, res)
-			}
-			return writeAPIText(e.stdout, res)
+			return printResult(e, res, err, asJSON, func(r *bench.APIResult) []string { return r.Warnings }, writeAPIText)
 		},
 	}
 	f := cmd.Flags()
@@ -146,13 +138,7 @@ func newBenchCeilingCmd(e *env) *cobra.Command {
 			o.Progress = p.update
 			res, err := bench.RunCeiling(cmd.Context(), o)
 			p.clear()
-			if err != nil {
-				return benchError(err)
-			}
-			if asJSON {
-				return writeJSON(e.stdout, res)
-			}
-			return writeCeilingText(e.stdout, res)
+			return printResult(e, res, err, asJSON, nil, writeCeilingText)
 		},
 	}
 	f := cmd.Flags()
@@ -187,13 +173,7 @@ server's rotation engine runs at most 8 at once.`,
 			o.Progress = p.update
 			res, err := bench.Rotate(cmd.Context(), o)
 			p.clear()
-			if err != nil {
-				return benchError(err)
-			}
-			if asJSON {
-				return writeJSON(e.stdout, res)
-			}
-			return writeRotateText(e.stdout, res)
+			return printResult(e, res, err, asJSON, nil, writeRotateText)
 		},
 	}
 	f := cmd.Flags()
@@ -243,13 +223,7 @@ directory ($TMPDIR) and take minutes to load.`,
 			o.Progress = p.update
 			res, err := bench.Scale(cmd.Context(), o)
 			p.clear()
-			if err != nil {
-				return benchError(err)
-			}
-			if asJSON {
-				return writeJSON(e.stdout, res)
-			}
-			return writeScaleText(e.stdout, res)
+			return printResult(e, res, err, asJSON, nil, writeScaleText)
 		},
 	}
 	f := cmd.Flags()
@@ -267,6 +241,23 @@ directory ($TMPDIR) and take minutes to load.`,
 
 // benchError marks an options error as a usage error (exit status 2) and
 // says so when the run was interrupted.
+// printResult prints a mode's result, or its error: the warnings (if any)
+// to stderr, then the result as JSON or text.
+func printResult[R any](e *env, res *R, err error, asJSON bool, warnings func(*R) []string, text func(io.Writer, *R) error) error {
+	if err != nil {
+		return benchError(err)
+	}
+	if warnings != nil {
+		for _, w := range warnings(res) {
+			fmt.Fprintf(e.stderr, "rotor: warning: %s\n", w)
+		}
+	}
+	if asJSON {
+		return writeJSON(e.stdout, res)
+	}
+	return text(e.stdout, res)
+}
+
 func benchError(err error) error {
 	var oe *bench.OptionsError
 	switch {

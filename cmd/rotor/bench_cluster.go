@@ -60,16 +60,7 @@ what more machines would add.`,
 			o.Progress = p.update
 			res, err := bench.Cluster(cmd.Context(), o)
 			p.clear()
-			if err != nil {
-				return benchError(err)
-			}
-			for _, w := range res.Warnings {
-				fmt.Fprintf(e.stderr, "rotor: warning: %s\n", w)
-			}
-			if asJSON {
-				return writeJSON(e.stdout, res)
-			}
-			return writeClusterText(e.stdout, res)
+			return printResult(e, res, err, asJSON, func(r *bench.ClusterResult) []string { return r.Warnings }, writeClusterText)
 		},
 	}
 	f := cmd.Flags()
