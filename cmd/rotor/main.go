@@ -59,6 +59,7 @@ func newRootCmd(e *env) *cobra.Command {
 	root.AddCommand(newAuditCmd(e))
 	root.AddCommand(newEventsCmd(e))
 	root.AddCommand(newMasterKeyCmd(e))
+	root.AddCommand(newFunctionCmd(e))
 	root.AddCommand(newBenchCmd(e))
 	root.AddCommand(newUnsealCmd(e))
 	return root

@@ -80,6 +80,7 @@ passphrase (passphrase: Argon2id). With a passphrase and no
 	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir, "directory for the store, master key and credentials")
 	f.StringVar(&cfg.Store, "store", "", "postgres://user:password@host:port/db to share one PostgreSQL store among several nodes (default: SQLite in the data dir)")
 	f.Int32Var(&cfg.StoreMaxConns, "store-max-conns", 10, "connections to PostgreSQL at most, per node")
+	f.StringVar(&cfg.FunctionDir, "function-dir", "", "directory of the executables exec rotation functions may run (rotor function register --exec); none: exec functions are off")
 	f.StringVar(&cfg.NodeID, "node-id", "", "this node's name among those sharing a store (default: <data-dir>/node-id, created on first start)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", server.DefaultLeaseTTL, "how long the rotation leader's lease outlives its last renewal (renewed every third of it)")
 	f.StringVar(&cfg.Region, "region", server.DefaultRegion, "region in ARNs and SigV4 scopes")

@@ -21,9 +21,12 @@ package auth
 
 // Principal is an authenticated caller.
 type Principal struct {
-	ARN         string // arn:aws:iam::ACCOUNT:root or arn:aws:iam::ACCOUNT:user/NAME
+	ARN         string // arn:aws:iam::ACCOUNT:root, arn:aws:iam::ACCOUNT:user/NAME or a session's
 	AccessKeyID string
 	Root        bool
+	// SessionPolicy is the identity policy of temporary credentials
+	// (SessionKeys): their only one. "" for users and root.
+	SessionPolicy string
 }
 
 // Code classifies an authentication failure.

@@ -112,6 +112,9 @@ type Config struct {
 	// Keys serves rotor.RotateMasterKey and rotor.GetMasterKeyStatus. Nil:
 	// not served.
 	Keys KeyAdmin
+	// Functions serves rotor.RegisterFunction, rotor.ListFunctions and
+	// rotor.DeleteFunction. Nil: not served.
+	Functions FunctionAdmin
 
 	// Events is the hub rotor.SubscribeLabelChanges streams from. Nil: the
 	// operation is not served (UnknownOperationException).
@@ -137,13 +140,14 @@ type Handler struct {
 	done      <-chan struct{}
 	heartbeat time.Duration
 
-	iam      *iam.Service
-	audit    Auditor
-	metrics  Observer
-	limiter  Limiter
-	auditLog AuditSearcher
-	webhooks WebhookAdmin
-	keys     KeyAdmin
+	iam       *iam.Service
+	audit     Auditor
+	metrics   Observer
+	limiter   Limiter
+	auditLog  AuditSearcher
+	webhooks  WebhookAdmin
+	keys      KeyAdmin
+	functions FunctionAdmin
 }
 
 // New returns a Handler. It panics if cfg.Service or cfg.Auth is nil: a
@@ -159,7 +163,7 @@ func New(cfg Config) *Handler {
 	h := newHandler(cfg.Service, cfg.Auth, cfg.Logger, cfg.MaxBodyBytes)
 	h.events, h.done = cfg.Events, cfg.Done
 	h.iam, h.audit, h.metrics, h.limiter = cfg.IAM, cfg.Audit, cfg.Metrics, cfg.Limiter
-	h.auditLog, h.webhooks, h.keys = cfg.AuditLog, cfg.Webhooks, cfg.Keys
+	h.auditLog, h.webhooks, h.keys, h.functions = cfg.AuditLog, cfg.Webhooks, cfg.Keys, cfg.Functions
 	if cfg.Heartbeat > 0 {
 		h.heartbeat = cfg.Heartbeat
 	}

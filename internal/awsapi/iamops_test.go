@@ -471,11 +471,12 @@ func FuzzDecodeAdminRequest(f *testing.F) {
 		`{"UserName":"bob","AccessKeyId":"AKIA","Status":"Active"}`, `{"PolicyName":"p","PolicyDocument":"{}"}`,
 		`{"StartTime":1714564800.5,"EndTime":1}`, `{"NextToken":"MTI","MaxResults":1000}`, `{"Outcome":"x"}`,
 		`{"StartTime":-1}`, `{"Seq":0}`, `{"Seq":9223372036854775807}`, `{"NextToken":"OTIyMzM3MjAzNjg1NDc3NTgwOA"}`,
+		`{"FunctionName":"f","Type":"exec","Command":"x","TimeoutSeconds":0}`, `{"TimeoutSeconds":1e30}`, `{"Args":[1]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, m := range []map[string]*operation{iamOperations, auditOperations, webhookOperations} {
+		for _, m := range []map[string]*operation{iamOperations, auditOperations, webhookOperations, functionOperations} {
 			for target, op := range m {
 				in, err := op.decode(body)
 				if err == nil {

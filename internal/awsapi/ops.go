@@ -127,6 +127,8 @@ func (h *Handler) operation(target string) (*operation, bool) {
 		m = webhookOperations
 	case h.keys != nil && keyOperations[target] != nil:
 		m = keyOperations
+	case h.functions != nil && functionOperations[target] != nil:
+		m = functionOperations
 	default:
 		return nil, false
 	}
@@ -137,7 +139,7 @@ func (h *Handler) operation(target string) (*operation, bool) {
 // for metrics that must know their label values in advance.
 func OperationNames() []string {
 	var names []string
-	for _, m := range []map[string]*operation{operations, iamOperations, auditOperations, webhookOperations, keyOperations} {
+	for _, m := range []map[string]*operation{operations, iamOperations, auditOperations, webhookOperations, keyOperations, functionOperations} {
 		for _, o := range m {
 			names = append(names, o.name)
 		}

@@ -202,6 +202,15 @@ func (s *Service) Prepare(ctx context.Context, c *Caller) error {
 	if c.Principal.Root {
 		return nil
 	}
+	if doc := c.Principal.SessionPolicy; doc != "" {
+		// Temporary credentials: the session's policy is all they have.
+		p, err := policy.ParseIdentityPolicy(doc)
+		if err != nil {
+			return internal("session policy", err)
+		}
+		c.identity = []*policy.Policy{p}
+		return nil
+	}
 	ps, err := s.identityPolicies(ctx, c.Principal.ARN)
 	if err != nil {
 		return err

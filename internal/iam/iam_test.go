@@ -393,3 +393,29 @@ func TestAdminOperations(t *testing.T) {
 	_, err = e.svc.ListSecrets(ctx, secrets.ListSecretsInput{})
 	wantDenied(t, err, plain, "secretsmanager:ListSecrets")
 }
+
+// TestSessionPolicy: temporary credentials (a rotation function's) have
+// their session policy as their only identity policy.
+func TestSessionPolicy(t *testing.T) {
+	e := newEnv(t)
+	mine, other := e.secret("app/db"), e.secret("other/db")
+	as := func(op string) context.Context {
+		c := &iam.Caller{
+			Principal: auth.Principal{ARN: "arn:aws:sts::000000000000:assumed-role/rotor-rotation-function/f", AccessKeyID: "ASIATEST",
+				SessionPolicy: allowDoc("secretsmanager:GetSecretValue", mine)},
+			Operation: op, Time: time.Now(),
+		}
+		ctx := iam.WithCaller(t.Context(), c)
+		if err := e.iam.Prepare(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		return ctx
+	}
+	if _, err := e.svc.GetSecretValue(as("secretsmanager:GetSecretValue"), secrets.GetSecretValueInput{SecretID: mine}); err != nil {
+		t.Errorf("the session's own secret: %v", err)
+	}
+	_, err := e.svc.GetSecretValue(as("secretsmanager:GetSecretValue"), secrets.GetSecretValueInput{SecretID: other})
+	wantDenied(t, err, "arn:aws:sts::000000000000:assumed-role/rotor-rotation-function/f", "secretsmanager:GetSecretValue")
+	_, err = e.svc.PutSecretValue(as("secretsmanager:PutSecretValue"), secrets.PutSecretValueInput{SecretID: mine, Value: secrets.StringValue("x")})
+	wantDenied(t, err, "arn:aws:sts::000000000000:assumed-role/rotor-rotation-function/f", "secretsmanager:PutSecretValue")
+}

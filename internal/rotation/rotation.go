@@ -77,8 +77,17 @@ func (f FunctionFunc) Invoke(ctx context.Context, ev Event) error { return f(ctx
 // arn:aws:lambda:REGION:ACCOUNT:function:NAME) to Functions. It is safe for
 // concurrent use.
 type Registry struct {
-	mu  sync.RWMutex
-	fns map[string]Function
+	mu       sync.RWMutex
+	fns      map[string]Function
+	fallback func(name string) (Function, bool)
+}
+
+// SetFallback makes Lookup ask fn for names not registered (the custom
+// functions kept in the store).
+func (r *Registry) SetFallback(fn func(name string) (Function, bool)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fallback = fn
 }
 
 // NewRegistry returns an empty registry.
@@ -94,8 +103,12 @@ func (r *Registry) Register(name string, fn Function) {
 // Lookup returns the function registered under name.
 func (r *Registry) Lookup(name string) (Function, bool) {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
 	fn, ok := r.fns[name]
+	fallback := r.fallback
+	r.mu.RUnlock()
+	if !ok && fallback != nil {
+		return fallback(name)
+	}
 	return fn, ok
 }
 

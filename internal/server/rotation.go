@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"time"
+
+	"github.com/rotor-secrets/rotor/internal/arn"
+	"github.com/rotor-secrets/rotor/internal/auth"
+	"github.com/rotor-secrets/rotor/internal/iam"
 
 	"github.com/rotor-secrets/rotor/internal/password"
 	"github.com/rotor-secrets/rotor/internal/rotation"
 	"github.com/rotor-secrets/rotor/internal/rotation/builtin"
+	"github.com/rotor-secrets/rotor/internal/rotation/custom"
 	"github.com/rotor-secrets/rotor/internal/rotation/mysql"
 	"github.com/rotor-secrets/rotor/internal/rotation/postgres"
 	"github.com/rotor-secrets/rotor/internal/rotation/rotator"
@@ -137,4 +143,45 @@ func (a rotationAPI) MoveCurrent(ctx context.Context, id, token, from string) er
 		SecretID: id, VersionStage: secrets.StageCurrent, MoveToVersionID: token, RemoveFromVersionID: from,
 	})
 	return err
+}
+
+// customRuntime runs the custom rotation functions in catalog: exec
+// functions call this node's API with session credentials from sessions,
+// which allow only a rotation function's actions on the secret rotated.
+func customRuntime(cfg Config, catalog *custom.Catalog, sessions *auth.SessionKeys, svc *secrets.Service, log *slog.Logger) *custom.Runtime {
+	return &custom.Runtime{
+		Catalog: catalog, Region: cfg.Region, Logger: log,
+		Endpoint: func() string {
+			if p := cfg.endpoint.Load(); p != nil {
+				return *p
+			}
+			return ""
+		},
+		Issue: func(name, secretARN string, ttl time.Duration) (custom.Credentials, func(), error) {
+			principal := "arn:aws:sts::" + cfg.AccountID + ":assumed-role/rotor-rotation-function/" + name
+			id, secret, revoke, err := sessions.Issue(principal, custom.SessionPolicy(secretARN), ttl)
+			return custom.Credentials{AccessKeyID: id, SecretAccessKey: secret}, revoke, err
+		},
+		Values: func(ctx context.Context, secretARN string) []string {
+			ctx = iam.System(ctx)
+			var out []string
+			for _, stage := range []string{secrets.StageCurrent, secrets.StagePending, secrets.StagePrevious} {
+				v, err := svc.GetSecretValue(ctx, secrets.GetSecretValueInput{SecretID: secretARN, VersionStage: stage})
+				if err == nil && !v.Value.Binary() {
+					out = append(out, string(v.Value.Reveal()))
+				}
+			}
+			return out
+		},
+	}
+}
+
+// functionAdmin is the catalog of custom functions as the API serves it.
+type functionAdmin struct {
+	*custom.Catalog
+	region, account string
+}
+
+func (f functionAdmin) FunctionARN(name string) string {
+	return arn.Function(f.region, f.account, name)
 }

@@ -48,6 +48,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rotor-secrets/rotor/internal/arn"
@@ -62,6 +63,7 @@ import (
 	"github.com/rotor-secrets/rotor/internal/metrics"
 	"github.com/rotor-secrets/rotor/internal/ratelimit"
 	"github.com/rotor-secrets/rotor/internal/rotation"
+	"github.com/rotor-secrets/rotor/internal/rotation/custom"
 	"github.com/rotor-secrets/rotor/internal/rotation/schedule"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 	"github.com/rotor-secrets/rotor/internal/store"
@@ -128,6 +130,14 @@ type Config struct {
 	// PassphraseFile, with KeySourcePassphrase, unseals at start; without
 	// it the server starts sealed.
 	PassphraseFile string
+
+	// FunctionDir holds the executables exec rotation functions may run
+	// (internal/rotation/custom); "" disables exec functions.
+	FunctionDir string
+
+	// endpoint is the API's URL once the listener is open (exec rotation
+	// functions call it).
+	endpoint *atomic.Pointer[string]
 
 	// sealParams are the Argon2id parameters of a new master.seal; zero
 	// means keyring.DefaultArgon2Params. Tests only.
@@ -220,6 +230,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.PurgeInterval == 0 {
 		cfg.PurgeInterval = time.Hour
+	}
+	if cfg.endpoint == nil {
+		cfg.endpoint = new(atomic.Pointer[string])
 	}
 	if err := ensureDataDir(cfg.DataDir, log); err != nil {
 		return nil, err
@@ -364,6 +377,9 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 		Logger:        log,
 	})
 	rotator := registerBuiltins(functions, rotationAPI{svc})
+	sessions := auth.NewSessionKeys(keys)
+	catalog := &custom.Catalog{Store: st, Keyring: kr, Dir: cfg.FunctionDir}
+	functions.SetFallback(customRuntime(cfg, catalog, sessions, svc, log).Lookup)
 	engine = rotation.NewEngine(rotation.Config{
 		Store:        st,
 		Functions:    functions,
@@ -384,20 +400,21 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 	api := awsapi.New(awsapi.Config{
 		Service: svc,
 		Auth: auth.NewVerifier(auth.VerifierConfig{
-			Keys:    keys,
+			Keys:    sessions,
 			Region:  cfg.Region,
 			Service: "secretsmanager",
 		}),
-		Logger:   log,
-		Events:   labels,
-		Done:     streamsDone,
-		IAM:      access,
-		Audit:    auditLog,
-		AuditLog: auditFile{filepath.Join(cfg.DataDir, AuditDir, AuditLogFile)},
-		Metrics:  m,
-		Limiter:  ratelimit.New(cfg.RateLimit, cfg.RateBurst, nil),
-		Webhooks: webhookAdmin(hooks),
-		Keys:     keyAdmin{Service: masterKeys, cfg: cfg},
+		Logger:    log,
+		Events:    labels,
+		Done:      streamsDone,
+		IAM:       access,
+		Audit:     auditLog,
+		AuditLog:  auditFile{filepath.Join(cfg.DataDir, AuditDir, AuditLogFile)},
+		Metrics:   m,
+		Limiter:   ratelimit.New(cfg.RateLimit, cfg.RateBurst, nil),
+		Webhooks:  webhookAdmin(hooks),
+		Keys:      keyAdmin{Service: masterKeys, cfg: cfg},
+		Functions: functionAdmin{Catalog: catalog, region: cfg.Region, account: cfg.AccountID},
 	})
 
 	mux := http.NewServeMux()
@@ -458,6 +475,12 @@ func (s *Server) listen() error {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	s.http, s.ln = srv, ln
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	endpoint := scheme + "://" + ln.Addr().String()
+	s.cfg.endpoint.Store(&endpoint)
 	return nil
 }
 
