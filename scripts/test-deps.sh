@@ -21,6 +21,12 @@ if ! { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } ||
   need_apt+=(mariadb-server)
 fi
 
+# internal/dbtest starts Redis and RabbitMQ nodes of their own for the
+# rotators' tests; the custom-function e2e tests run psql from their scripts.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+{ command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ]; } || need_apt+=(rabbitmq-server)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+
 if [ ${#need_apt[@]} -eq 0 ]; then
   exit 0
 fi
