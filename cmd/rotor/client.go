@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -361,7 +362,7 @@ func (c *clientConn) explain(err error) error {
 		if m := apiErr.ErrorMessage(); m != "" {
 			msg += ": " + m
 		}
-		return &hintError{msg: msg, hint: c.apiHint(apiErr.ErrorCode()), err: err}
+		return &hintError{msg: msg, hint: c.apiHint(apiErr.ErrorCode(), apiErr.ErrorMessage()), err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &hintError{
 			msg:  fmt.Sprintf("no answer from %s within %s", where, c.timeout),
@@ -399,12 +400,15 @@ func (c *clientConn) explain(err error) error {
 }
 
 // apiHint says what the user can do about an API error, where anything.
-func (c *clientConn) apiHint(code string) string {
+func (c *clientConn) apiHint(code, message string) string {
 	switch code {
 	case "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
 		"SignatureDoesNotMatch", "IncompleteSignature", "IncompleteSignatureException", "MissingAuthenticationToken", "ExpiredTokenException":
 		return fmt.Sprintf("the request was signed with credentials from %s; check them, or choose others with --profile or AWS_PROFILE", c.credsFrom)
 	case "ResourceExistsException":
+		if !strings.Contains(message, "secret") {
+			return ""
+		}
 		return "to store a new value in an existing secret, use `rotor secret put`"
 	}
 	return ""

@@ -23,7 +23,7 @@ with the Lambda event JSON on stdin and, in its environment, the endpoint
 (AWS_ENDPOINT_URL_SECRETS_MANAGER, SECRETS_MANAGER_ENDPOINT), the region and
 temporary credentials that may act only on the secret being rotated, revoked
 when the step ends. Exit status 0 is success; standard error (redacted) is the
-failure shown by rotor secret rotation status.
+failure shown by rotor secret rotation-status.
 
 A webhook function receives the same event as a POST, signed with
 X-Rotor-Signature (HMAC-SHA256 with the key printed at registration, once);
@@ -141,7 +141,7 @@ func (a *adminCLI) newFunctionDeleteCmd() *cobra.Command {
 		Short: "Delete a custom rotation function",
 		Args:  secretArgs(1, false, "NAME"),
 		RunE: func(cmd *cobra.Command, pos []string) error {
-			return a.run(cmd, "DeleteFunction", struct{ FunctionName string }{pos[0]}, nil, func(w io.Writer) error {
+			return a.run(cmd, "DeleteFunction", struct{ FunctionName string }{pos[0]}, &struct{}{}, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "deleted %s\n", printable(pos[0]))
 				return err
 			})

@@ -391,7 +391,10 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 		BaseBackoff:  cfg.Rotation.RetryBase,
 		MaxBackoff:   cfg.Rotation.RetryMax,
 		PollInterval: cfg.Rotation.PollInterval,
-		CrashAfter:   rotation.Step(cfg.Rotation.CrashAfterStep),
+		// A custom function's own timeout (up to 15 min) bounds its steps;
+		// the built-ins bound each network call.
+		StepTimeout: custom.MaxTimeout + time.Minute,
+		CrashAfter:  rotation.Step(cfg.Rotation.CrashAfterStep),
 	})
 	watch(st, clu, access, masterKeys, labels, engine, log)
 	// Closed when Shutdown begins: label-change streams never end on their

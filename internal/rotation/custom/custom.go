@@ -8,11 +8,13 @@
 //     stdin and, in its environment, the endpoint (SECRETS_MANAGER_ENDPOINT,
 //     AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL), the region
 //     (AWS_REGION, AWS_DEFAULT_REGION) and temporary credentials
-//     (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) whose
+//     (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; no session token) whose
 //     policy allows only what a rotation function does on that one secret,
-//     revoked when the step ends. Exit status 0 is success; standard error
-//     (its last 4 KiB, with the secret's values and the credentials
-//     redacted) is the failure's message, which the rotation status shows.
+//     revoked when the step ends. RotationToken is the ClientRequestToken.
+//     Exit status 0 is success, and whatever it left running is killed;
+//     otherwise standard error (its end, with the secret's values,
+//     password-like fields and the credentials redacted) is the failure's
+//     message, which the rotation status shows.
 //   - webhook: the same event POSTed as JSON to a URL, signed like Rotor's
 //     event webhooks (X-Rotor-Signature: v1=HMAC-SHA256(key,
 //     timestamp + "." + body), X-Rotor-Timestamp) with a key made at

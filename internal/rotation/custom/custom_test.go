@@ -102,7 +102,7 @@ exit 0
 		t.Fatalf("Invoke: %v", err)
 	}
 	ev, _ := os.ReadFile(out + ".event")
-	if string(ev) != `{"Step":"createSecret","SecretId":"`+secretARN+`","ClientRequestToken":"tok-1"}` {
+	if string(ev) != `{"Step":"createSecret","SecretId":"`+secretARN+`","ClientRequestToken":"tok-1","RotationToken":"tok-1"}` {
 		t.Errorf("stdin = %s", ev)
 	}
 	env, _ := os.ReadFile(out + ".env")
@@ -316,5 +316,57 @@ func TestRedact(t *testing.T) {
 	}
 	if !strings.Contains(got, "user app") {
 		t.Errorf("Redact hid the user name: %q", got)
+	}
+}
+
+// TestExecBackgroundChildAndLongOutput: a function that exits 0 with a
+// child still running succeeds at once (the child is killed), and a long
+// failure keeps the end of its output without a fragment of a value cut
+// at the start of what was read.
+func TestExecBackgroundChildAndLongOutput(t *testing.T) {
+	pid := filepath.Join(t.TempDir(), "pid")
+	rt, _, _ := newRuntime(t, map[string]string{
+		"bg.sh": `#!/bin/sh
+sleep 300 &
+echo $! > "$1"
+exit 0
+`,
+		"long.sh": `#!/bin/sh
+echo "AAAAAAAAAAAAAAAAAAAAhunter2-very-secret" >&2
+i=0
+while [ $i -lt 600 ]; do echo "filler line $i xxxxxxxxxxxxxxxxxxxxxxxxxxx" >&2; i=$((i+1)); done
+echo "the real reason: permission denied" >&2
+exit 1
+`})
+	register(t, rt, custom.Definition{Name: "bg", Kind: custom.KindExec, Command: "bg.sh", Args: []string{pid}, Timeout: 30 * time.Second})
+	start := time.Now()
+	if err := invoke(t, rt, "bg", rotation.StepCreate); err != nil {
+		t.Fatalf("a function that exited 0: %v", err)
+	}
+	t.Logf("returned after %v", time.Since(start))
+	b, _ := os.ReadFile(pid)
+	child, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if child == 0 {
+		t.Fatalf("pid file %q", b)
+	}
+	for deadline := time.Now().Add(5 * time.Second); syscall.Kill(child, 0) == nil; time.Sleep(20 * time.Millisecond) {
+		if st, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat"); err == nil && strings.Contains(string(st), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background child %d outlived its function", child)
+		}
+	}
+
+	register(t, rt, custom.Definition{Name: "long", Kind: custom.KindExec, Command: "long.sh"})
+	err := invoke(t, rt, "long", rotation.StepSet)
+	if err == nil || !strings.Contains(err.Error(), "the real reason: permission denied") {
+		t.Fatalf("Invoke = %v, want the end of the output", err)
+	}
+	if strings.Contains(err.Error(), "very-secret") || len(err.Error()) > 1000 {
+		t.Errorf("message of %d bytes: %q", len(err.Error()), err.Error())
+	}
+	if got := rotation.ErrorText(err); !strings.Contains(got, "permission denied") {
+		t.Errorf("as stored: %q lost the end", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rotor-secrets/rotor/internal/rotation"
 	"github.com/rotor-secrets/rotor/internal/webhook"
@@ -71,6 +72,10 @@ type function struct {
 func (f *function) Invoke(ctx context.Context, ev rotation.Event) error {
 	ctx, cancel := context.WithTimeout(ctx, f.def.Timeout)
 	defer cancel()
+	if ev.RotationToken == "" {
+		// Lambda code passes it on to PutSecretValue; any valid one does.
+		ev.RotationToken = ev.ClientRequestToken
+	}
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err
@@ -81,8 +86,15 @@ func (f *function) Invoke(ctx context.Context, ev rotation.Event) error {
 	return f.exec(ctx, ev, body)
 }
 
-// stderrTail bounds what is kept of a failed function's output.
-const stderrTail = 4 << 10
+// Output bounds: of a failed function's standard error, the last
+// outputRead bytes are read and redacted, and the last outputKept of the
+// result go in the failure message (which the engine stores up to 1000
+// characters). A value cut at the start of what was read cannot reach
+// the message.
+const (
+	outputRead = 16 << 10
+	outputKept = 768
+)
 
 func (f *function) exec(ctx context.Context, ev rotation.Event, event []byte) error {
 	path, err := f.rt.Catalog.executable(f.def.Command)
@@ -99,6 +111,14 @@ func (f *function) exec(ctx context.Context, ev rotation.Event, event []byte) er
 		return err
 	}
 	defer os.RemoveAll(home)
+	// Standard error goes to a file, not a pipe: a background child that
+	// keeps it open must not hold the step up once the function exited.
+	stderr, err := os.CreateTemp("", "rotor-fn-stderr-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(stderr.Name())
+	defer stderr.Close()
 
 	endpoint := f.rt.Endpoint()
 	cmd := exec.Command(path, f.def.Args...)
@@ -120,28 +140,51 @@ func (f *function) exec(ctx context.Context, ev rotation.Event, event []byte) er
 		"AWS_LAMBDA_FUNCTION_NAME=" + f.def.Name,
 		"ROTOR_FUNCTION_STEP=" + string(ev.Step),
 	}
-	var stderr tail
-	cmd.Stdout = io.Discard // may print anything, values included
-	cmd.Stderr = &stderr
+	cmd.Stdout = nil // /dev/null: it may print anything, values included
+	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("function %s: start %s: %w", f.def.Name, f.def.Command, err)
 	}
+	pgid := cmd.Process.Pid
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err = <-done:
+		// What it left running in the background goes with it, as a
+		// Lambda's environment is frozen when the handler returns.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	case <-ctx.Done():
 		// The whole process group: a script's children too.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-done
 		return fmt.Errorf("function %s did not finish step %s within %v: killed%s",
-			f.def.Name, ev.Step, f.def.Timeout, f.output(ev, creds, stderr.String()))
+			f.def.Name, ev.Step, f.def.Timeout, f.output(ev, creds, readTail(stderr)))
 	}
 	if err != nil {
-		return fmt.Errorf("function %s failed at step %s (%v)%s", f.def.Name, ev.Step, err, f.output(ev, creds, stderr.String()))
+		return fmt.Errorf("function %s failed at step %s (%v)%s", f.def.Name, ev.Step, err, f.output(ev, creds, readTail(stderr)))
 	}
 	return nil
+}
+
+// readTail returns the last outputRead bytes of f, from its first whole
+// line when it had more.
+func readTail(f *os.File) string {
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(fi.Size()-outputRead, 0)
+	b := make([]byte, fi.Size()-off)
+	n, _ := f.ReadAt(b, off)
+	b = b[:n]
+	if off > 0 {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+		return "…" + string(b)
+	}
+	return string(b)
 }
 
 func (f *function) post(ctx context.Context, ev rotation.Event, body []byte) error {
@@ -171,7 +214,7 @@ func (f *function) post(ctx context.Context, ev rotation.Event, body []byte) err
 		return fmt.Errorf("function %s: POST step %s: %w", f.def.Name, ev.Step, err)
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, outputRead))
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("function %s answered step %s with %s%s", f.def.Name, ev.Step, resp.Status, f.output(ev, Credentials{}, string(msg)))
 	}
@@ -193,7 +236,15 @@ func (f *function) output(ev rotation.Event, creds Credentials, out string) stri
 	if creds.SecretAccessKey != "" {
 		values = append(values, creds.SecretAccessKey)
 	}
-	return ": " + Redact(out, values)
+	out = Redact(out, values)
+	if len(out) > outputKept {
+		cut := len(out) - outputKept
+		for cut < len(out) && !utf8.RuneStart(out[cut]) {
+			cut++
+		}
+		out = "…" + out[cut:]
+	}
+	return ": " + out
 }
 
 // Redacted replaces what Redact hides.
@@ -201,7 +252,9 @@ const Redacted = "[REDACTED]"
 
 var sensitiveKey = regexp.MustCompile(`(?i)pass|secret|token|key`)
 
-var passwordField = regexp.MustCompile(`(?i)("?(?:password|passwd|secret|token)"?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,}]+)`)
+// passwordField: a password-like name, not the "secret:" of an ARN,
+// followed by a value.
+var passwordField = regexp.MustCompile(`(?i)(^|[^:A-Za-z0-9])("?(?:password|passwd|secret|token)"?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,}]+)`)
 
 // Redact hides values in s — each, and the password-like fields of those
 // that are JSON objects (a database secret's "password") — and anything
@@ -226,23 +279,5 @@ func Redact(s string, values []string) string {
 			s = strings.ReplaceAll(s, h, Redacted)
 		}
 	}
-	return passwordField.ReplaceAllString(s, "${1}"+Redacted)
-}
-
-// tail keeps the last stderrTail bytes written to it.
-type tail struct{ b []byte }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > 2*stderrTail {
-		t.b = append(t.b[:0], t.b[len(t.b)-stderrTail:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	if len(t.b) > stderrTail {
-		return "…" + string(t.b[len(t.b)-stderrTail:])
-	}
-	return string(t.b)
+	return passwordField.ReplaceAllString(s, "${1}${2}"+Redacted)
 }
