@@ -17,6 +17,7 @@ import (
 	"github.com/rotor-secrets/rotor/internal/rotation/custom"
 	"github.com/rotor-secrets/rotor/internal/rotation/mysql"
 	"github.com/rotor-secrets/rotor/internal/rotation/postgres"
+	redisrot "github.com/rotor-secrets/rotor/internal/rotation/redis"
 	"github.com/rotor-secrets/rotor/internal/rotation/rotator"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 )
@@ -45,6 +46,7 @@ const (
 	FnPostgresAlternating = "rotor-postgres-alternating-users"
 	FnMySQLSingle         = "rotor-mysql-single-user"
 	FnMySQLAlternating    = "rotor-mysql-alternating-users"
+	FnRedisSingle         = "rotor-redis-single-user"
 )
 
 // Characters that break connection strings, .pgpass files and URLs, per
@@ -65,6 +67,7 @@ func registerBuiltins(reg *rotation.Registry, api builtin.Secrets) io.Closer {
 	}
 	pg := postgres.New(postgres.Options{})
 	my := mysql.New(mysql.Options{})
+	rd := redisrot.New(redisrot.Options{})
 	pgEngines := []string{"postgres", "aurora-postgresql"}
 	myEngines := []string{"mysql", "mariadb", "aurora-mysql", "aurora"}
 	for _, f := range []struct {
@@ -80,13 +83,16 @@ func registerBuiltins(reg *rotation.Registry, api builtin.Secrets) io.Closer {
 		{FnPostgresAlternating, pg, rotator.AlternatingUsers, pgEngines, 5432, 63, postgresExclude},
 		{FnMySQLSingle, my, rotator.SingleUser, myEngines, 3306, 80, mysqlExclude},
 		{FnMySQLAlternating, my, rotator.AlternatingUsers, myEngines, 3306, 80, mysqlExclude},
+		// Redis keeps two live passwords (setSecret adds, finishSecret drops
+		// the old one): single-user without downtime.
+		{FnRedisSingle, rd, rotator.SingleUser, redisrot.Engines(), redisrot.DefaultPort, 128, postgresExclude},
 	} {
 		reg.Register(f.name, builtin.New(builtin.Config{
 			Secrets: api, Rotator: f.rot, Strategy: f.strategy, Engines: f.engines,
 			DefaultPort: f.port, MaxUserLen: f.maxUser, Password: pw(f.exclude),
 		}))
 	}
-	return closers{pg, my}
+	return closers{pg, my, rd}
 }
 
 // closers closes several things.

@@ -16,7 +16,14 @@
 //   - testSecret: Rotator.Test with the pending credentials (the current
 //     ones when the pending version has no value: a test rotation).
 //   - finishSecret: move AWSCURRENT to the pending version (the old one
-//     becomes AWSPREVIOUS), then Finisher.Finish if the rotator has one.
+//     becomes AWSPREVIOUS), then Finisher.Finish if the rotator has one,
+//     with the new current credentials, the previous ones (of the same
+//     user) and the master's. A repeated finishSecret finds AWSCURRENT
+//     moved and calls Finish again, so a Finish that failed is retried.
+//
+// TLS comes from the secret's "sslmode", else from a boolean "ssl" (or
+// "tls", its synonym): true is sslmode require, false disable; each rotator
+// documents what its sslmodes mean.
 //
 // Errors never contain a secret value.
 package builtin
@@ -176,29 +183,53 @@ func (f *Function) set(ctx context.Context, ev rotation.Event) error {
 	if f.cfg.Strategy == rotator.SingleUser && req.Pending.Username != cur.Username {
 		return rotator.Errorf(rotator.KindInvalid, nil, "single-user rotation cannot change the user name (%q to %q)", cur.Username, req.Pending.Username)
 	}
-	if prevText, err := f.cfg.Secrets.Value(ctx, ev.SecretID, "", stagePrevious); err == nil {
-		if _, prev, err := f.parse(prevText, "AWSPREVIOUS"); err == nil && prev.Username == cur.Username {
-			req.Previous = &prev
-		}
-	} else if !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("read previous value: %w", err)
+	if req.Previous, err = f.previous(ctx, ev.SecretID, cur); err != nil {
+		return err
 	}
-	if master, _ := curFields["masterarn"].(string); master != "" {
-		masterText, err := f.cfg.Secrets.Value(ctx, master, "", stageCurrent)
-		if err != nil {
-			return fmt.Errorf("read master secret %s: %w", master, err)
-		}
-		// A master secret may hold only username and password (as RDS-managed
-		// ones do): it then logs in to the same database server.
-		_, m, err := f.parseWith(masterText, "master secret's AWSCURRENT", &cur)
-		if err != nil {
-			return err
-		}
-		req.Master = &m
-	} else if f.cfg.Strategy == rotator.AlternatingUsers {
+	if req.Master, err = f.master(ctx, curFields, cur); err != nil {
+		return err
+	}
+	if req.Master == nil && f.cfg.Strategy == rotator.AlternatingUsers {
 		return rotator.Errorf(rotator.KindInvalid, nil, "alternating-users rotation needs \"masterarn\" in the secret: the ARN of a secret holding admin credentials")
 	}
 	return f.cfg.Rotator.Set(ctx, req)
+}
+
+// previous returns the AWSPREVIOUS credentials when they are of cur's
+// user, nil when there are none (or they are unreadable, or of another
+// user: the secret was alternating before).
+func (f *Function) previous(ctx context.Context, secretID string, cur rotator.Credentials) (*rotator.Credentials, error) {
+	text, err := f.cfg.Secrets.Value(ctx, secretID, "", stagePrevious)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read previous value: %w", err)
+	}
+	if _, prev, err := f.parse(text, "AWSPREVIOUS"); err == nil && prev.Username == cur.Username {
+		return &prev, nil
+	}
+	return nil, nil
+}
+
+// master returns the credentials of the secret named by the "masterarn"
+// of fields, nil when there is none.
+func (f *Function) master(ctx context.Context, fields map[string]any, cur rotator.Credentials) (*rotator.Credentials, error) {
+	arn, _ := fields["masterarn"].(string)
+	if arn == "" {
+		return nil, nil
+	}
+	text, err := f.cfg.Secrets.Value(ctx, arn, "", stageCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("read master secret %s: %w", arn, err)
+	}
+	// A master secret may hold only username and password (as RDS-managed
+	// ones do): it then logs in to the same database server.
+	_, m, err := f.parseWith(text, "master secret's AWSCURRENT", &cur)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 func (f *Function) test(ctx context.Context, ev rotation.Event) error {
@@ -239,11 +270,19 @@ func (f *Function) finish(ctx context.Context, ev rotation.Event, d Description)
 	if err != nil {
 		return fmt.Errorf("read new current value: %w", err)
 	}
-	_, cur, err := f.parse(text, "AWSCURRENT")
+	fields, cur, err := f.parse(text, "AWSCURRENT")
 	if err != nil {
 		return err
 	}
-	return fin.Finish(ctx, rotator.FinishRequest{Strategy: f.cfg.Strategy, Current: cur})
+	req := rotator.FinishRequest{Strategy: f.cfg.Strategy, Current: cur}
+	// AWSPREVIOUS is now the version AWSCURRENT left.
+	if req.Previous, err = f.previous(ctx, ev.SecretID, cur); err != nil {
+		return err
+	}
+	if req.Master, err = f.master(ctx, fields, cur); err != nil {
+		return err
+	}
+	return fin.Finish(ctx, req)
 }
 
 // parse reads an RDS-shaped secret value. which names the version in
@@ -285,7 +324,11 @@ func (f *Function) parseWith(text, which string, defaults *rotator.Credentials) 
 		return nil, c, rotator.Errorf(rotator.KindInvalid, nil, "the %s value has a non-integer \"port\"", which)
 	}
 	if c.SSLMode == "" {
-		switch v := fields["ssl"].(type) {
+		ssl, ok := fields["ssl"]
+		if !ok {
+			ssl = fields["tls"]
+		}
+		switch v := ssl.(type) {
 		case bool:
 			c.SSLMode = map[bool]string{true: "require", false: "disable"}[v]
 		case string:

@@ -23,6 +23,22 @@
 //     Current, Set rotates (a driver may use Master when the user may not
 //     change its own password).
 //
+// Single user with two live passwords (Harness.DualPasswords, such as Redis
+// ACL users), instead of the old password failing from Set:
+//   - after Set the pending and the current password both log in; after
+//     Finish (with the pending credentials as Current) only the new current
+//     one does;
+//   - repeating Set, and repeating Finish, is harmless; a crash between Set
+//     and Finish leaves both passwords working and the resumed rotation
+//     completes; a Set repeated after Finish does not bring the old password
+//     back;
+//   - the password of a rotation abandoned after Set no longer logs in once
+//     the next rotation finishes;
+//   - Set logs in with Previous when Current no longer does, and keeps that
+//     working password until Finish;
+//   - neither Set nor Finish acts when the password they must prove does
+//     not log in, Master given or not: KindAuth, target unchanged.
+//
 // Alternating users:
 //   - the first Set creates NAME_clone, which logs in with the pending
 //     password while NAME's password keeps working (zero downtime);
@@ -41,11 +57,12 @@
 //
 // Both:
 //   - user names that need quoting (uppercase, space, double and single
-//     quotes, dash) and passwords with every printable ASCII character not in
-//     Harness.PasswordExclude work;
+//     quotes, dash; less Harness.NameExclude) and passwords with every
+//     printable ASCII character not in Harness.PasswordExclude work;
 //   - a missing user fails with KindAuth or KindInvalid; a closed port fails
 //     with KindUnreachable, and a server that accepts connections but never
-//     answers fails with KindUnreachable once the context ends;
+//     answers fails with KindUnreachable once the context ends (Finish too,
+//     with DualPasswords);
 //   - every error a driver returns is a *rotator.Error and no error text
 //     (Error(), %+v, nor any error in its Unwrap chain) contains any password
 //     the suite used, right or wrong, master's included.
@@ -106,6 +123,18 @@ type Harness struct {
 	// MySQL); the suite's passwords use every other printable ASCII
 	// character, the space included. "" means none are excluded.
 	PasswordExclude string
+	// NameExclude lists the characters the engine does not allow in user
+	// names (Redis: the space); the suite's odd names leave them out. ""
+	// means none.
+	NameExclude string
+	// DualPasswords declares that the driver's single-user rotation keeps
+	// two live passwords: Set adds the pending password and the current
+	// one keeps working, and the Rotator is a rotator.Finisher whose
+	// Finish, called once AWSCURRENT moved to the pending version, removes
+	// every password but the new current one. The suite then holds
+	// SingleUser to those semantics (see the package comment) instead of
+	// "the old password stops working at Set".
+	DualPasswords bool
 	// Timeout bounds each call to the Rotator and to CanLogin; 0 means 30s.
 	Timeout time.Duration
 }
@@ -157,6 +186,14 @@ func newSuite(t *testing.T, h Harness) *suite {
 		}
 		if h.Grant == nil {
 			t.Fatal("rotatortest: AlternatingUsers needs Harness.Grant")
+		}
+	}
+	if h.DualPasswords {
+		if _, ok := h.Rotator.(rotator.Finisher); !ok {
+			t.Fatal("rotatortest: Harness.DualPasswords needs a Rotator that implements rotator.Finisher")
+		}
+		if !slices.Contains(h.Strategies, rotator.SingleUser) {
+			t.Fatal("rotatortest: Harness.DualPasswords describes SingleUser, which Harness.Strategies does not list")
 		}
 	}
 	if h.Timeout == 0 {
@@ -243,6 +280,17 @@ func (s *suite) set(t *testing.T, req rotator.SetRequest) error {
 	ctx, cancel := s.ctx(t)
 	defer cancel()
 	err := s.h.Rotator.Set(ctx, req)
+	s.checkError(t, err)
+	return err
+}
+
+// finish calls Finish (DualPasswords) and checks any error it returns for
+// leaks.
+func (s *suite) finish(t *testing.T, req rotator.FinishRequest) error {
+	t.Helper()
+	ctx, cancel := s.ctx(t)
+	defer cancel()
+	err := s.h.Rotator.(rotator.Finisher).Finish(ctx, req)
 	s.checkError(t, err)
 	return err
 }
@@ -451,6 +499,13 @@ func (s *suite) testUnreachable(t *testing.T) {
 					call func(context.Context) error
 				}{"Set " + st.String(), func(ctx context.Context) error { return s.h.Rotator.Set(ctx, req) }})
 			}
+			if s.h.DualPasswords {
+				req := rotator.FinishRequest{Strategy: rotator.SingleUser, Current: target, Master: &master}
+				calls = append(calls, struct {
+					name string
+					call func(context.Context) error
+				}{"Finish", func(ctx context.Context) error { return s.h.Rotator.(rotator.Finisher).Finish(ctx, req) }})
+			}
 			for _, c := range calls {
 				ctx, cancel := context.WithTimeout(t.Context(), tc.bound)
 				start := time.Now()
@@ -490,6 +545,24 @@ func (s *suite) rotateSingle(t *testing.T, cur rotator.Credentials, prev, master
 }
 
 func (s *suite) testSingleUser(t *testing.T) {
+	if s.h.DualPasswords {
+		s.testDualPasswords(t)
+	} else {
+		s.testOldPasswordStops(t)
+	}
+	t.Run("a pending user other than the current user fails with KindInvalid", func(t *testing.T) {
+		t.Parallel()
+		cur := s.login(t, "sv")
+		other := s.login(t, "sw")
+		pending := with(other, "", s.password())
+		wantKind(t, s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur}), rotator.KindInvalid)
+		s.mustLogin(t, other, "the other user")
+	})
+}
+
+// testOldPasswordStops holds single-user rotation to "the old password
+// stops working at Set".
+func (s *suite) testOldPasswordStops(t *testing.T) {
 	t.Run("the pending password logs in and the old one no longer does", func(t *testing.T) {
 		t.Parallel()
 		cur := s.login(t, "su")
@@ -565,20 +638,179 @@ func (s *suite) testSingleUser(t *testing.T) {
 			s.mustNotLogin(t, pending, "the pending password")
 		})
 	}
-	t.Run("a pending user other than the current user fails with KindInvalid", func(t *testing.T) {
-		t.Parallel()
-		cur := s.login(t, "sv")
-		other := s.login(t, "sw")
-		pending := with(other, "", s.password())
-		wantKind(t, s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur}), rotator.KindInvalid)
-		s.mustLogin(t, other, "the other user")
-	})
 	t.Run("several rotations in a row", func(t *testing.T) {
 		t.Parallel()
 		cur := s.login(t, "ss")
 		var prev *rotator.Credentials
 		for range 4 {
 			next := s.rotateSingle(t, cur, prev, nil)
+			prev, cur = ptr(cur), next
+		}
+	})
+}
+
+// rotateDual runs one single-user rotation of a DualPasswords driver — Set,
+// Test, Finish, as the steps call them — and checks its promises after
+// each.
+func (s *suite) rotateDual(t *testing.T, cur rotator.Credentials, prev, master *rotator.Credentials) rotator.Credentials {
+	t.Helper()
+	pending := with(cur, "", s.password())
+	req := rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur, Previous: prev, Master: master}
+	if err := s.set(t, req); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if err := s.test(t, pending); err != nil {
+		t.Fatalf("Test(pending): %v", err)
+	}
+	s.mustLogin(t, pending, "the pending password")
+	s.mustLogin(t, cur, "the current password between Set and Finish")
+	if err := s.test(t, cur); err != nil {
+		t.Fatalf("Test(current) between Set and Finish: %v", err)
+	}
+	fin := rotator.FinishRequest{Strategy: rotator.SingleUser, Current: pending, Previous: &cur, Master: master}
+	if err := s.finish(t, fin); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	s.mustLogin(t, pending, "the new current password")
+	s.mustNotLogin(t, cur, "the old password after Finish")
+	return pending
+}
+
+// testDualPasswords holds single-user rotation to two live passwords
+// between Set and Finish (Harness.DualPasswords).
+func (s *suite) testDualPasswords(t *testing.T) {
+	t.Run("both passwords log in between Set and Finish, only the new one after", func(t *testing.T) {
+		t.Parallel()
+		cur := s.login(t, "su")
+		pending := s.rotateDual(t, cur, nil, nil)
+		wantKind(t, s.test(t, cur), rotator.KindAuth)
+		// And once more, with the first password as Previous.
+		s.rotateDual(t, pending, &cur, nil)
+	})
+	t.Run("repeating Set and Finish is harmless", func(t *testing.T) {
+		t.Parallel()
+		cur := s.login(t, "sr")
+		pending := with(cur, "", s.password())
+		req := rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur}
+		for i := range 3 {
+			if err := s.set(t, req); err != nil {
+				t.Fatalf("Set #%d: %v", i+1, err)
+			}
+			s.mustLogin(t, pending, "the pending password")
+			s.mustLogin(t, cur, "the current password")
+		}
+		fin := rotator.FinishRequest{Strategy: rotator.SingleUser, Current: pending, Previous: &cur}
+		for i := range 3 {
+			if err := s.finish(t, fin); err != nil {
+				t.Fatalf("Finish #%d: %v", i+1, err)
+			}
+			s.mustLogin(t, pending, "the new current password")
+			s.mustNotLogin(t, cur, "the old password")
+		}
+	})
+	t.Run("after a crash between Set and Finish both passwords log in and the resumed rotation completes", func(t *testing.T) {
+		t.Parallel()
+		cur := s.login(t, "sc")
+		pending := with(cur, "", s.password())
+		if err := s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur}); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		// The engine resumes setSecret with the same request (and a stale
+		// Previous).
+		prev := with(cur, "", s.password())
+		if err := s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur, Previous: &prev}); err != nil {
+			t.Fatalf("Set after the crash: %v", err)
+		}
+		s.mustLogin(t, pending, "the pending password")
+		s.mustLogin(t, cur, "the current password")
+		if err := s.finish(t, rotator.FinishRequest{Strategy: rotator.SingleUser, Current: pending, Previous: &cur}); err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+		s.mustLogin(t, pending, "the new current password")
+		s.mustNotLogin(t, cur, "the old password")
+	})
+	t.Run("a Set repeated after Finish does not bring the old password back", func(t *testing.T) {
+		t.Parallel()
+		cur := s.login(t, "sa")
+		pending := s.rotateDual(t, cur, nil, nil)
+		// Only Pending logs in now; a stale Previous neither.
+		prev := with(cur, "", s.password())
+		if err := s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur, Previous: &prev}); err != nil {
+			t.Fatalf("Set after Finish: %v", err)
+		}
+		if err := s.test(t, pending); err != nil {
+			t.Fatalf("Test(pending): %v", err)
+		}
+		s.mustNotLogin(t, cur, "the old password")
+	})
+	t.Run("the password of a rotation abandoned after Set no longer logs in once the next rotation finishes", func(t *testing.T) {
+		t.Parallel()
+		cur := s.login(t, "sb")
+		abandoned := with(cur, "", s.password())
+		if err := s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: abandoned, Current: cur}); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		s.mustLogin(t, abandoned, "the pending password of the abandoned rotation")
+		// AWSCURRENT never moved: the next rotation starts from cur again.
+		s.rotateDual(t, cur, nil, nil)
+		s.mustNotLogin(t, abandoned, "the password of the abandoned rotation")
+	})
+	t.Run("Set logs in with Previous when Current no longer does and keeps it until Finish", func(t *testing.T) {
+		t.Parallel()
+		real := s.login(t, "sp")
+		cur := with(real, "", s.password()) // a password the target never had
+		pending := with(real, "", s.password())
+		if err := s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur, Previous: &real}); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		s.mustLogin(t, pending, "the pending password")
+		s.mustLogin(t, real, "the previous password between Set and Finish")
+		s.mustNotLogin(t, cur, "a current password the target never had")
+		if err := s.finish(t, rotator.FinishRequest{Strategy: rotator.SingleUser, Current: pending, Previous: &real}); err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+		s.mustLogin(t, pending, "the new current password")
+		s.mustNotLogin(t, real, "the previous password after Finish")
+	})
+	t.Run("no working password fails with KindAuth and changes nothing", func(t *testing.T) {
+		t.Parallel()
+		real := s.login(t, "sn")
+		cur := with(real, "", s.password())
+		prev := with(real, "", s.password())
+		pending := with(real, "", s.password())
+		wantKind(t, s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur, Previous: &prev}), rotator.KindAuth)
+		s.mustLogin(t, real, "the untouched password")
+		s.mustNotLogin(t, pending, "the pending password")
+		// Finish never removes the working password for one that does not
+		// log in.
+		wantKind(t, s.finish(t, rotator.FinishRequest{Strategy: rotator.SingleUser, Current: pending, Previous: &real}), rotator.KindAuth)
+		s.mustLogin(t, real, "the untouched password after Finish")
+		s.mustNotLogin(t, pending, "the pending password after Finish")
+	})
+	if s.h.Master.Username != "" {
+		t.Run("with Master given, Set and Finish rotate", func(t *testing.T) {
+			t.Parallel()
+			cur := s.login(t, "sm")
+			next := s.rotateDual(t, cur, nil, ptr(s.h.Master))
+			s.rotateDual(t, next, &cur, ptr(s.h.Master))
+		})
+		t.Run("Master never takes over a user whose passwords do not log in", func(t *testing.T) {
+			t.Parallel()
+			real := s.login(t, "sx")
+			cur := with(real, "", s.password())
+			pending := with(real, "", s.password())
+			wantKind(t, s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur, Master: ptr(s.h.Master)}), rotator.KindAuth)
+			wantKind(t, s.finish(t, rotator.FinishRequest{Strategy: rotator.SingleUser, Current: pending, Previous: &cur, Master: ptr(s.h.Master)}), rotator.KindAuth)
+			s.mustLogin(t, real, "the untouched password")
+			s.mustNotLogin(t, pending, "the pending password")
+		})
+	}
+	t.Run("several rotations in a row", func(t *testing.T) {
+		t.Parallel()
+		cur := s.login(t, "ss")
+		var prev *rotator.Credentials
+		for range 4 {
+			next := s.rotateDual(t, cur, prev, nil)
 			prev, cur = ptr(cur), next
 		}
 	})
@@ -736,8 +968,16 @@ func (s *suite) testAlternating(t *testing.T) {
 }
 
 // oddName is a user name with uppercase letters, a space, double and single
-// quotes and a dash.
-func (s *suite) oddName() string { return s.name(`Odd "Q'u-`) }
+// quotes and a dash, less the characters of Harness.NameExclude.
+func (s *suite) oddName() string {
+	prefix := strings.Map(func(r rune) rune {
+		if strings.ContainsRune(s.h.NameExclude, r) {
+			return -1
+		}
+		return r
+	}, `Odd "Q'u-`)
+	return s.name(prefix)
+}
 
 func (s *suite) testOdd(t *testing.T, st rotator.Strategy) {
 	t.Parallel()
@@ -761,6 +1001,14 @@ func (s *suite) testOdd(t *testing.T, st rotator.Strategy) {
 		if st == rotator.AlternatingUsers {
 			s.mustLogin(t, cur, "the current credentials")
 		}
+		if st == rotator.SingleUser && s.h.DualPasswords {
+			s.mustLogin(t, cur, "the current credentials between Set and Finish")
+			if err := s.finish(t, rotator.FinishRequest{Strategy: st, Current: pending, Previous: &cur, Master: s.master()}); err != nil {
+				t.Fatalf("Finish %q: %v", pending.Username, err)
+			}
+			s.mustLogin(t, pending, "the new current credentials")
+			s.mustNotLogin(t, cur, "the old credentials after Finish")
+		}
 		cur = pending
 	}
 }
@@ -776,4 +1024,9 @@ func (s *suite) testMissingUser(t *testing.T, st rotator.Strategy) {
 	req := rotator.SetRequest{Strategy: st, Pending: pending, Current: cur, Master: s.master()}
 	wantKind(t, s.set(t, req), rotator.KindAuth, rotator.KindInvalid)
 	s.mustNotLogin(t, pending, "the pending credentials of a missing user")
+	if st == rotator.SingleUser && s.h.DualPasswords {
+		fin := rotator.FinishRequest{Strategy: st, Current: cur, Master: s.master()}
+		wantKind(t, s.finish(t, fin), rotator.KindAuth, rotator.KindInvalid)
+		s.mustNotLogin(t, cur, "the credentials of a missing user after Finish")
+	}
 }
