@@ -64,6 +64,7 @@ import (
 	"github.com/rotor-secrets/rotor/internal/ratelimit"
 	"github.com/rotor-secrets/rotor/internal/rotation"
 	"github.com/rotor-secrets/rotor/internal/rotation/custom"
+	redisrot "github.com/rotor-secrets/rotor/internal/rotation/redis"
 	"github.com/rotor-secrets/rotor/internal/rotation/schedule"
 	"github.com/rotor-secrets/rotor/internal/secrets"
 	"github.com/rotor-secrets/rotor/internal/store"
@@ -377,6 +378,7 @@ func open(ctx context.Context, cfg Config, log *slog.Logger, mk keyring.MasterKe
 		Logger:        log,
 	})
 	rotator := registerBuiltins(functions, rotationAPI{svc})
+	redisrot.RouteClientLogs(log)
 	sessions := auth.NewSessionKeys(keys)
 	catalog := &custom.Catalog{Store: st, Keyring: kr, Dir: cfg.FunctionDir}
 	functions.SetFallback(customRuntime(cfg, catalog, sessions, svc, log).Lookup)

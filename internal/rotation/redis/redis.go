@@ -131,6 +131,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -656,4 +657,18 @@ func port(c rotator.Credentials) int {
 // secret does.
 func sameServer(a, b rotator.Credentials) bool {
 	return strings.EqualFold(a.Host, b.Host) && port(a) == port(b)
+}
+
+// RouteClientLogs sends go-redis's own messages (dial failures and the
+// like, which it otherwise prints to standard error through the log
+// package) to log at debug level: the rotator reports what matters in its
+// errors. go-redis has one logger per process.
+func RouteClientLogs(log *slog.Logger) {
+	goredis.SetLogger(clientLogger{log})
+}
+
+type clientLogger struct{ log *slog.Logger }
+
+func (l clientLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }
