@@ -385,7 +385,7 @@ func TestRedisEndToEnd(t *testing.T) {
 				return s
 			}
 
-			current := oldPW
+			current, older := oldPW, ""
 			for i, tok := range []string{token, "00000000-0000-4000-8000-000000000002"} {
 				sf.labels[tok] = []string{"AWSPENDING"}
 				run := func(step rotation.Step) {
@@ -416,8 +416,13 @@ func TestRedisEndToEnd(t *testing.T) {
 				if err := login(next); err != nil {
 					t.Fatalf("rotation %d: the new password does not log in after finishSecret: %v", i+1, err)
 				}
-				if err := login(current); !dbtest.IsRedisAuthFailure(err) {
-					t.Fatalf("rotation %d: the old password after finishSecret: %v, want WRONGPASS", i+1, err)
+				if err := login(current); err != nil {
+					t.Fatalf("rotation %d: the previous password after finishSecret: %v (it lives until the next rotation)", i+1, err)
+				}
+				if older != "" {
+					if err := login(older); !dbtest.IsRedisAuthFailure(err) {
+						t.Fatalf("rotation %d: the password before the previous one: %v, want WRONGPASS", i+1, err)
+					}
 				}
 				if !slices.Contains(sf.labels[tok], "AWSCURRENT") {
 					t.Fatalf("rotation %d: labels = %v", i+1, sf.labels)
@@ -426,10 +431,12 @@ func TestRedisEndToEnd(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := fmt.Sprint(reply); !strings.Contains(got, "passwords ["+sha256Hex(next)+"]") {
-					t.Errorf("rotation %d: ACL GETUSER = %v, want exactly the new password", i+1, got)
+				got := fmt.Sprint(reply)
+				if !strings.Contains(got, "passwords ["+sha256Hex(next)+" "+sha256Hex(current)+"]") &&
+					!strings.Contains(got, "passwords ["+sha256Hex(current)+" "+sha256Hex(next)+"]") {
+					t.Errorf("rotation %d: ACL GETUSER = %v, want exactly the new and the previous password", i+1, got)
 				}
-				current = next
+				older, current = current, next
 			}
 		})
 	}

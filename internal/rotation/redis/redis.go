@@ -8,18 +8,20 @@
 // # Two live passwords
 //
 // A Redis ACL user may have several passwords, and rotation uses that
-// instead of a second user: Set leaves the user with two passwords, the
-// current one (which clients hold) and the pending one; Finish, called once
-// AWSCURRENT moved to the pending version, leaves it with the new current
-// one alone. A client holding the old password keeps logging in until
-// finishSecret, and no connection is ever closed (Redis does not disconnect
-// a user's clients when its passwords change). Alternating users are
-// therefore not offered: Set refuses them with KindInvalid.
+// instead of a second user: the user always has the AWSCURRENT password and
+// the AWSPREVIOUS one, so a client holding either keeps logging in for a
+// whole rotation period, as with alternating users. Set replaces the
+// previous password with the pending one (the user then has the current
+// and the pending one); Finish, called once AWSCURRENT moved to the pending
+// version, leaves the new current and the previous password and drops any
+// other. No connection is ever closed (Redis does not disconnect a user's
+// clients when its passwords change). Alternating users are therefore not
+// offered: Set refuses them with KindInvalid.
 //
 // Each step is one ACL SETUSER, which Redis applies atomically:
 //
 //	Set:    ACL SETUSER <user> resetpass #<sha256 of kept> #<sha256 of pending>
-//	Finish: ACL SETUSER <user> resetpass #<sha256 of current>
+//	Finish: ACL SETUSER <user> resetpass #<sha256 of current> [#<sha256 of previous>]
 //
 // where kept is the password Set proved: Current's, or Previous's when only
 // that one is the user's. resetpass drops every other password (of a
@@ -35,8 +37,10 @@
 // repeated after Finish), Set does nothing, so the old password does not
 // come back; if only Previous's is, {previous, pending}. A crash between
 // Set and Finish leaves both passwords working and the resumed finishSecret
-// removes the old one; the password of a rotation abandoned after Set stays
-// until the next rotation's Set replaces it.
+// completes; the password of a rotation abandoned after Set stays until the
+// next rotation's Set replaces it. Finish keeps the previous password only
+// if the user still has it (through Master: among its hashes; without: it
+// logs in), so it never brings a password back.
 //
 // # Who runs ACL SETUSER
 //
@@ -413,8 +417,12 @@ func (r *Rotator) Finish(ctx context.Context, req rotator.FinishRequest) (err er
 			return rotator.Errorf(rotator.KindAuth, nil,
 				"the new current password of %q is not one of its passwords at %s, so its other passwords are left in place", cur.Username, where(cur))
 		}
-		if !u.exactly(current) {
-			if err := setPasswords(ctx, mc.C, m.Username, cur, sc, current); err != nil {
+		keep := []string{current}
+		if p := previousOf(req); p != nil && u.has(passwordHash(p.Password)) {
+			keep = append(keep, passwordHash(p.Password))
+		}
+		if !u.exactly(keep...) {
+			if err := setPasswords(ctx, mc.C, m.Username, cur, sc, keep...); err != nil {
 				return err
 			}
 			r.forget(cur)
@@ -432,11 +440,30 @@ func (r *Rotator) Finish(ctx context.Context, req rotator.FinishRequest) (err er
 	defer cl.Close()
 	stop := closeOnDone(ctx, cl)
 	defer stop()
-	if err := setPasswords(ctx, cl, cur.Username, cur, sc, current); err != nil {
+	keep := []string{current}
+	if p := previousOf(req); p != nil {
+		// Kept only if it still logs in: never bring a password back.
+		if pc, err := r.login(ctx, *p, sc); err == nil {
+			pc.Close()
+			keep = append(keep, passwordHash(p.Password))
+		}
+	}
+	if err := setPasswords(ctx, cl, cur.Username, cur, sc, keep...); err != nil {
 		return err
 	}
 	r.forget(cur)
 	return r.save(ctx, cl, cur.Username, cur, sc)
+}
+
+// previousOf returns the AWSPREVIOUS credentials Finish keeps alive next
+// to the new current ones — the password clients may still hold, until
+// the next rotation's Set replaces it — or nil.
+func previousOf(req rotator.FinishRequest) *rotator.Credentials {
+	p := req.Previous
+	if p == nil || p.Username != req.Current.Username || p.Password == "" || p.Password == req.Current.Password {
+		return nil
+	}
+	return p
 }
 
 // checkMaster validates Master for a request about c.

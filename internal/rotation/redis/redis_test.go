@@ -168,7 +168,7 @@ func rotate(t *testing.T, r *dbtest.Redis, rot *redis.Rotator, cur rotator.Crede
 		t.Fatalf("Finish: %v", err)
 	}
 	mustLogin(t, r, pending, "the new password")
-	mustNotLogin(t, r, cur, "the old password")
+	mustLogin(t, r, cur, "the previous password (kept until the next rotation's Set)")
 	return pending
 }
 
@@ -194,6 +194,7 @@ func TestKeepsOtherRules(t *testing.T) {
 				m = ptr(master(r))
 			}
 			cur = rotate(t, r, rot, cur, m)
+			prev := cur
 			cur = rotate(t, r, rot, cur, m)
 			after := user(t, r, cur.Username)
 			for _, field := range []string{"flags", "commands", "keys", "channels", "selectors"} {
@@ -201,8 +202,8 @@ func TestKeepsOtherRules(t *testing.T) {
 					t.Errorf("%s changed: %s, was %s", field, a, b)
 				}
 			}
-			if got, want := passwords(t, r, cur.Username), hashes(cur.Password); !slices.Equal(got, want) {
-				t.Errorf("passwords = %v, want %v", got, want)
+			if got, want := passwords(t, r, cur.Username), hashes(cur.Password, prev.Password); !slices.Equal(got, want) {
+				t.Errorf("passwords = %v, want the current and the previous one %v", got, want)
 			}
 			// And the rules still work.
 			c := r.Client(cur.Username, cur.Password)
@@ -224,7 +225,7 @@ func TestKeepsOtherRules(t *testing.T) {
 	}
 }
 
-func TestFinishLeavesOnePassword(t *testing.T) {
+func TestFinishLeavesCurrentAndPrevious(t *testing.T) {
 	t.Parallel()
 	r := dbtest.StartRedis(t)
 	rot := redis.New(redis.Options{})
@@ -253,13 +254,14 @@ func TestFinishLeavesOnePassword(t *testing.T) {
 		if err := rot.Finish(t.Context(), rotator.FinishRequest{Strategy: rotator.SingleUser, Current: pending, Previous: &cur, Master: &m}); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := passwords(t, r, cur.Username), hashes(pending.Password); !slices.Equal(got, want) {
-			t.Errorf("after Finish: passwords = %v, want exactly %v", got, want)
+		if got, want := passwords(t, r, cur.Username), hashes(pending.Password, cur.Password); !slices.Equal(got, want) {
+			t.Errorf("after Finish: passwords = %v, want exactly the current and the previous one %v", got, want)
 		}
 	}
-	for _, pw := range []string{"by-hand-1", "by-hand-2", abandoned.Password, cur.Password} {
-		mustNotLogin(t, r, creds(r, cur.Username, pw), "a password Finish removed")
+	for _, pw := range []string{"by-hand-1", "by-hand-2", abandoned.Password} {
+		mustNotLogin(t, r, creds(r, cur.Username, pw), "a password Set or Finish removed")
 	}
+	mustLogin(t, r, cur, "the previous password")
 }
 
 func TestNopassUser(t *testing.T) {
@@ -306,8 +308,8 @@ func TestOddPasswords(t *testing.T) {
 				if err := rot.Finish(t.Context(), rotator.FinishRequest{Strategy: rotator.SingleUser, Current: pending, Previous: &cur, Master: m}); err != nil {
 					t.Fatalf("Finish %q: %v", pw, err)
 				}
-				mustNotLogin(t, r, cur, "the old password")
-				if got, want := passwords(t, r, cur.Username), hashes(pw); !slices.Equal(got, want) {
+				mustLogin(t, r, cur, "the previous password")
+				if got, want := passwords(t, r, cur.Username), hashes(pw, cur.Password); !slices.Equal(got, want) {
 					t.Fatalf("passwords after rotating to %q = %v, want %v", pw, got, want)
 				}
 				cur = pending
@@ -472,7 +474,7 @@ func TestACLSavedAcrossRestart(t *testing.T) {
 	r.Stop(t)
 	r.Start(t)
 	mustLogin(t, r, next, "the rotated password after a restart")
-	mustNotLogin(t, r, app, "the old password after a restart")
+	mustLogin(t, r, app, "the previous password after a restart")
 
 	// Without ACL SAVE, a restart reverts the rotation.
 	skip := redis.New(redis.Options{SkipACLSave: true})
@@ -566,7 +568,7 @@ func TestMasterConnectionsReused(t *testing.T) {
 	// pooled connections are dropped, and the new password serves as
 	// master.
 	newMaster := rotate(t, r, rot, m, nil)
-	mustNotLogin(t, r, m, "the old master password")
+	mustLogin(t, r, m, "the previous master password (kept until the next rotation)")
 	if s := redis.PoolStats(rot); s.Idle != 0 {
 		t.Errorf("%d master connections still pooled after the master's password changed", s.Idle)
 	}

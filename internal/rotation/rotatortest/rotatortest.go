@@ -24,18 +24,20 @@
 //     change its own password).
 //
 // Single user with two live passwords (Harness.DualPasswords, such as Redis
-// ACL users), instead of the old password failing from Set:
-//   - after Set the pending and the current password both log in; after
-//     Finish (with the pending credentials as Current) only the new current
-//     one does;
+// ACL users), instead of the old password failing from Set — the
+// AWSCURRENT and AWSPREVIOUS passwords both log in at all times, so that
+// a client holding either never fails for a whole rotation period:
+//   - after Set the pending and the current password both log in, and any
+//     other no longer does; after Finish (with the pending credentials as
+//     Current and the old ones as Previous) the new current and the
+//     previous one do, and the next rotation's Set removes the latter;
 //   - repeating Set, and repeating Finish, is harmless; a crash between Set
 //     and Finish leaves both passwords working and the resumed rotation
-//     completes; a Set repeated after Finish does not bring the old password
-//     back;
+//     completes; a Set repeated after Finish changes nothing;
 //   - the password of a rotation abandoned after Set no longer logs in once
-//     the next rotation finishes;
+//     the next rotation's Set ran;
 //   - Set logs in with Previous when Current no longer does, and keeps that
-//     working password until Finish;
+//     working password (it is what clients hold);
 //   - neither Set nor Finish acts when the password they must prove does
 //     not log in, Master given or not: KindAuth, target unchanged.
 //
@@ -128,10 +130,10 @@ type Harness struct {
 	// means none.
 	NameExclude string
 	// DualPasswords declares that the driver's single-user rotation keeps
-	// two live passwords: Set adds the pending password and the current
-	// one keeps working, and the Rotator is a rotator.Finisher whose
+	// two live passwords: Set replaces every password but the current one
+	// with the pending one, and the Rotator is a rotator.Finisher whose
 	// Finish, called once AWSCURRENT moved to the pending version, removes
-	// every password but the new current one. The suite then holds
+	// every password but the new current and the previous one. The suite then holds
 	// SingleUser to those semantics (see the package comment) instead of
 	// "the old password stops working at Set".
 	DualPasswords bool
@@ -667,25 +669,32 @@ func (s *suite) rotateDual(t *testing.T, cur rotator.Credentials, prev, master *
 	if err := s.test(t, cur); err != nil {
 		t.Fatalf("Test(current) between Set and Finish: %v", err)
 	}
+	if prev != nil && prev.Password != cur.Password {
+		s.mustNotLogin(t, *prev, "the password before the current one, after Set")
+	}
 	fin := rotator.FinishRequest{Strategy: rotator.SingleUser, Current: pending, Previous: &cur, Master: master}
 	if err := s.finish(t, fin); err != nil {
 		t.Fatalf("Finish: %v", err)
 	}
 	s.mustLogin(t, pending, "the new current password")
-	s.mustNotLogin(t, cur, "the old password after Finish")
+	s.mustLogin(t, cur, "the previous password after Finish (until the next rotation)")
 	return pending
 }
 
 // testDualPasswords holds single-user rotation to two live passwords
 // between Set and Finish (Harness.DualPasswords).
 func (s *suite) testDualPasswords(t *testing.T) {
-	t.Run("both passwords log in between Set and Finish, only the new one after", func(t *testing.T) {
+	t.Run("the current and previous passwords log in; the next Set removes the older", func(t *testing.T) {
 		t.Parallel()
 		cur := s.login(t, "su")
 		pending := s.rotateDual(t, cur, nil, nil)
-		wantKind(t, s.test(t, cur), rotator.KindAuth)
-		// And once more, with the first password as Previous.
+		if err := s.test(t, cur); err != nil {
+			t.Fatalf("Test(previous) after Finish: %v", err)
+		}
+		// And once more, with the first password as Previous: its Set
+		// removes it.
 		s.rotateDual(t, pending, &cur, nil)
+		wantKind(t, s.test(t, cur), rotator.KindAuth)
 	})
 	t.Run("repeating Set and Finish is harmless", func(t *testing.T) {
 		t.Parallel()
@@ -705,7 +714,7 @@ func (s *suite) testDualPasswords(t *testing.T) {
 				t.Fatalf("Finish #%d: %v", i+1, err)
 			}
 			s.mustLogin(t, pending, "the new current password")
-			s.mustNotLogin(t, cur, "the old password")
+			s.mustLogin(t, cur, "the previous password")
 		}
 	})
 	t.Run("after a crash between Set and Finish both passwords log in and the resumed rotation completes", func(t *testing.T) {
@@ -727,13 +736,13 @@ func (s *suite) testDualPasswords(t *testing.T) {
 			t.Fatalf("Finish: %v", err)
 		}
 		s.mustLogin(t, pending, "the new current password")
-		s.mustNotLogin(t, cur, "the old password")
+		s.mustLogin(t, cur, "the previous password")
 	})
-	t.Run("a Set repeated after Finish does not bring the old password back", func(t *testing.T) {
+	t.Run("a Set repeated after Finish changes nothing", func(t *testing.T) {
 		t.Parallel()
 		cur := s.login(t, "sa")
 		pending := s.rotateDual(t, cur, nil, nil)
-		// Only Pending logs in now; a stale Previous neither.
+		// Pending and cur log in now; a stale Previous never did.
 		prev := with(cur, "", s.password())
 		if err := s.set(t, rotator.SetRequest{Strategy: rotator.SingleUser, Pending: pending, Current: cur, Previous: &prev}); err != nil {
 			t.Fatalf("Set after Finish: %v", err)
@@ -741,9 +750,10 @@ func (s *suite) testDualPasswords(t *testing.T) {
 		if err := s.test(t, pending); err != nil {
 			t.Fatalf("Test(pending): %v", err)
 		}
-		s.mustNotLogin(t, cur, "the old password")
+		s.mustLogin(t, cur, "the previous password")
+		s.mustNotLogin(t, prev, "a stale previous password")
 	})
-	t.Run("the password of a rotation abandoned after Set no longer logs in once the next rotation finishes", func(t *testing.T) {
+	t.Run("the password of a rotation abandoned after Set no longer logs in once the next rotation's Set ran", func(t *testing.T) {
 		t.Parallel()
 		cur := s.login(t, "sb")
 		abandoned := with(cur, "", s.password())
@@ -755,7 +765,7 @@ func (s *suite) testDualPasswords(t *testing.T) {
 		s.rotateDual(t, cur, nil, nil)
 		s.mustNotLogin(t, abandoned, "the password of the abandoned rotation")
 	})
-	t.Run("Set logs in with Previous when Current no longer does and keeps it until Finish", func(t *testing.T) {
+	t.Run("Set logs in with Previous when Current no longer does and keeps it", func(t *testing.T) {
 		t.Parallel()
 		real := s.login(t, "sp")
 		cur := with(real, "", s.password()) // a password the target never had
@@ -770,7 +780,8 @@ func (s *suite) testDualPasswords(t *testing.T) {
 			t.Fatalf("Finish: %v", err)
 		}
 		s.mustLogin(t, pending, "the new current password")
-		s.mustNotLogin(t, real, "the previous password after Finish")
+		s.mustLogin(t, real, "the previous password after Finish")
+		s.mustNotLogin(t, cur, "a current password the target never had")
 	})
 	t.Run("no working password fails with KindAuth and changes nothing", func(t *testing.T) {
 		t.Parallel()
@@ -1007,7 +1018,7 @@ func (s *suite) testOdd(t *testing.T, st rotator.Strategy) {
 				t.Fatalf("Finish %q: %v", pending.Username, err)
 			}
 			s.mustLogin(t, pending, "the new current credentials")
-			s.mustNotLogin(t, cur, "the old credentials after Finish")
+			s.mustLogin(t, cur, "the previous credentials after Finish")
 		}
 		cur = pending
 	}
