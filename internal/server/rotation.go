@@ -17,6 +17,7 @@ import (
 	"github.com/rotor-secrets/rotor/internal/rotation/custom"
 	"github.com/rotor-secrets/rotor/internal/rotation/mysql"
 	"github.com/rotor-secrets/rotor/internal/rotation/postgres"
+	"github.com/rotor-secrets/rotor/internal/rotation/rabbitmq"
 	redisrot "github.com/rotor-secrets/rotor/internal/rotation/redis"
 	"github.com/rotor-secrets/rotor/internal/rotation/rotator"
 	"github.com/rotor-secrets/rotor/internal/secrets"
@@ -47,6 +48,8 @@ const (
 	FnMySQLSingle         = "rotor-mysql-single-user"
 	FnMySQLAlternating    = "rotor-mysql-alternating-users"
 	FnRedisSingle         = "rotor-redis-single-user"
+	FnRabbitSingle        = "rotor-rabbitmq-single-user"
+	FnRabbitAlternating   = "rotor-rabbitmq-alternating-users"
 )
 
 // Characters that break connection strings, .pgpass files and URLs, per
@@ -54,6 +57,9 @@ const (
 const (
 	postgresExclude = `:/@"'\`
 	mysqlExclude    = `/@"'\`
+	// RabbitMQ accepts anything; applications paste passwords into
+	// amqp:// URIs.
+	rabbitExclude = `:/@%?#"'\ `
 )
 
 // registerBuiltins adds the built-in rotation functions to reg. Close the
@@ -68,6 +74,7 @@ func registerBuiltins(reg *rotation.Registry, api builtin.Secrets) io.Closer {
 	pg := postgres.New(postgres.Options{})
 	my := mysql.New(mysql.Options{})
 	rd := redisrot.New(redisrot.Options{})
+	rb := rabbitmq.New(rabbitmq.Options{})
 	pgEngines := []string{"postgres", "aurora-postgresql"}
 	myEngines := []string{"mysql", "mariadb", "aurora-mysql", "aurora"}
 	for _, f := range []struct {
@@ -86,13 +93,16 @@ func registerBuiltins(reg *rotation.Registry, api builtin.Secrets) io.Closer {
 		// Redis keeps two live passwords (setSecret adds, finishSecret drops
 		// the old one): single-user without downtime.
 		{FnRedisSingle, rd, rotator.SingleUser, redisrot.Engines(), redisrot.DefaultPort, 128, postgresExclude},
+		// RabbitMQ through its management API (the secret's port).
+		{FnRabbitAlternating, rb, rotator.AlternatingUsers, rabbitmq.Engines(), rabbitmq.DefaultPort, rabbitmq.MaxUserLen, rabbitExclude},
+		{FnRabbitSingle, rb, rotator.SingleUser, rabbitmq.Engines(), rabbitmq.DefaultPort, rabbitmq.MaxUserLen, rabbitExclude},
 	} {
 		reg.Register(f.name, builtin.New(builtin.Config{
 			Secrets: api, Rotator: f.rot, Strategy: f.strategy, Engines: f.engines,
 			DefaultPort: f.port, MaxUserLen: f.maxUser, Password: pw(f.exclude),
 		}))
 	}
-	return closers{pg, my, rd}
+	return closers{pg, my, rd, rb}
 }
 
 // closers closes several things.
