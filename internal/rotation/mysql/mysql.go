@@ -154,7 +154,6 @@ import (
 	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -517,30 +516,5 @@ func sslMode(mode string) (canonical string, fallback bool, err error) {
 }
 
 func (r *Rotator) tlsConfig(mode, host string) *tls.Config {
-	switch mode {
-	case "prefer", "require":
-		// Encryption without authentication of the server, as the mysql
-		// client's PREFERRED and REQUIRED modes.
-		return &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} //nolint:gosec // documented sslmode semantics
-	case "verify-ca":
-		roots := r.opts.RootCAs
-		return &tls.Config{
-			MinVersion:         tls.VersionTLS12,
-			InsecureSkipVerify: true, // the chain is verified below, the host name is not
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) == 0 {
-					return errors.New("server sent no certificate")
-				}
-				inter := x509.NewCertPool()
-				for _, c := range cs.PeerCertificates[1:] {
-					inter.AddCert(c)
-				}
-				_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
-				return err
-			},
-		}
-	case "verify-full":
-		return &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, RootCAs: r.opts.RootCAs}
-	}
-	return nil
+	return rotator.TLSConfig(mode, host, r.opts.RootCAs)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,28 +167,11 @@ func (r *Rotator) dialTLS(mode string) func(ctx context.Context, network, addr s
 // verify-ca checks the chain against Options.RootCAs (the system's roots
 // when nil), verify-full the chain and the host name.
 func (r *Rotator) tlsConfig(mode, host string) *tls.Config {
-	switch mode {
-	case "verify-ca":
-		roots := r.opts.RootCAs
-		return &tls.Config{
-			MinVersion:         tls.VersionTLS12,
-			InsecureSkipVerify: true, // the chain is verified below, the host name is not
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) == 0 {
-					return errors.New("server sent no certificate")
-				}
-				inter := x509.NewCertPool()
-				for _, c := range cs.PeerCertificates[1:] {
-					inter.AddCert(c)
-				}
-				_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
-				return err
-			},
-		}
-	case "verify-full":
-		return &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, RootCAs: r.opts.RootCAs}
+	if cfg := rotator.TLSConfig(mode, host, r.opts.RootCAs); cfg != nil {
+		return cfg
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} //nolint:gosec // documented sslmode semantics
+	// Only HTTPS requests ask: encrypt at least.
+	return rotator.TLSConfig("require", host, r.opts.RootCAs)
 }
 
 // plainKnown reports whether sslmode=prefer found hostPort speaking plain

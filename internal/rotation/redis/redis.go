@@ -134,7 +134,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -638,32 +637,7 @@ func sslMode(mode, def string) (string, error) {
 
 // tlsConfig returns the TLS configuration of mode, nil for disable.
 func (r *Rotator) tlsConfig(mode, host string) *tls.Config {
-	switch mode {
-	case "require":
-		// Encryption without authentication of the server, as libpq's and
-		// the mysql client's require.
-		return &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} //nolint:gosec // documented sslmode semantics
-	case "verify-ca":
-		roots := r.opts.RootCAs
-		return &tls.Config{
-			MinVersion:         tls.VersionTLS12,
-			InsecureSkipVerify: true, // the chain is verified below, the host name is not
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) == 0 {
-					return errors.New("server sent no certificate")
-				}
-				inter := x509.NewCertPool()
-				for _, c := range cs.PeerCertificates[1:] {
-					inter.AddCert(c)
-				}
-				_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
-				return err
-			},
-		}
-	case "verify-full":
-		return &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, RootCAs: r.opts.RootCAs}
-	}
-	return nil
+	return rotator.TLSConfig(mode, host, r.opts.RootCAs)
 }
 
 // where is host:port, for messages.
