@@ -89,8 +89,10 @@ func TestRabbitMQAlternatingRotation(t *testing.T) {
 		})
 	}
 	var users []string
-	for range 2 {
+	for i := range 2 {
+		start := time.Now()
 		rotateAndWait(t, c, srv, id, "rotor-rabbitmq-alternating-users")
+		t.Logf("rotation %d: RotateSecret to AWSCURRENT moved in %v", i+1, time.Since(start))
 		_, creds := mustCreds(t, c, id, "AWSCURRENT")
 		users = append(users, creds.Username)
 		if !login(ctx, creds.Username, creds.Password) {

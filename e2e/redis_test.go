@@ -81,7 +81,9 @@ func TestRedisRotationKeepsPasswordsClientsHold(t *testing.T) {
 	passwords := []string{old}
 	for i := range 3 {
 		held := passwords[len(passwords)-1] // what a caching client read before
+		start := time.Now()
 		rotateAndWait(t, c, srv, id, "rotor-redis-single-user")
+		t.Logf("rotation %d: RotateSecret to AWSCURRENT moved in %v", i+1, time.Since(start))
 		_, creds := mustCreds(t, c, id, "AWSCURRENT")
 		passwords = append(passwords, creds.Password)
 		if err := rd.CanLogin(ctx, user, held); err != nil {

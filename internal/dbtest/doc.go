@@ -1,6 +1,10 @@
-// Package dbtest starts real PostgreSQL and MariaDB servers for tests. Every
-// test in this repository that needs a database gets it from here, so that
-// rotation is always proven against a server that checks passwords.
+// Package dbtest starts real PostgreSQL and MariaDB servers for tests, and
+// Redis servers and RabbitMQ nodes for the rotators of those (redis.go:
+// [StartRedis], [StartRedisTLS], a fresh server per test, milliseconds to
+// start; rabbitmq.go: [StartRabbitMQ], and [SharedRabbitMQ] under
+// [RabbitMQMain], since a node takes seconds). Every test in this repository
+// that needs one gets it from here, so that rotation is always proven
+// against a server that checks passwords.
 //
 // # What callers get
 //

@@ -34,6 +34,11 @@ type issued struct {
 
 func newRuntime(t *testing.T, scripts map[string]string) (*custom.Runtime, *issued, string) {
 	t.Helper()
+	return newRuntimeTB(t, scripts)
+}
+
+func newRuntimeTB(t testing.TB, scripts map[string]string) (*custom.Runtime, *issued, string) {
+	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rotor.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -368,5 +373,22 @@ exit 1
 	}
 	if got := rotation.ErrorText(err); !strings.Contains(got, "permission denied") {
 		t.Errorf("as stored: %q lost the end", got)
+	}
+}
+
+// BenchmarkExecStep: what running one step of an exec function costs
+// Rotor (session credentials, a fresh HOME, fork/exec of a trivial
+// /bin/sh script, collecting its exit), without the function's own work.
+func BenchmarkExecStep(b *testing.B) {
+	rt, _, _ := newRuntimeTB(b, map[string]string{"noop.sh": "#!/bin/sh\ncat >/dev/null\n"})
+	if _, _, err := rt.Catalog.Register(b.Context(), custom.Definition{Name: "noop", Kind: custom.KindExec, Command: "noop.sh"}); err != nil {
+		b.Fatal(err)
+	}
+	fn, _ := rt.Lookup("noop")
+	b.ResetTimer()
+	for range b.N {
+		if err := fn.Invoke(b.Context(), rotation.Event{Step: rotation.StepTest, SecretID: secretARN, ClientRequestToken: "tok-1"}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
