@@ -292,7 +292,9 @@ func (f *Function) parse(text, which string) (map[string]any, rotator.Credential
 }
 
 // parseWith is parse where a missing host, port and engine are taken from
-// defaults (when not nil).
+// defaults (when not nil), and, with them, the TLS mode when the value sets
+// none: a master secret with only a login reaches the same server the same
+// way.
 func (f *Function) parseWith(text, which string, defaults *rotator.Credentials) (map[string]any, rotator.Credentials, error) {
 	var fields map[string]any
 	dec := json.NewDecoder(strings.NewReader(text))
@@ -341,6 +343,9 @@ func (f *Function) parseWith(text, which string, defaults *rotator.Credentials) 
 		c.Host, c.Port = defaults.Host, defaults.Port
 		if c.Engine == "" {
 			c.Engine = defaults.Engine
+		}
+		if c.SSLMode == "" {
+			c.SSLMode = defaults.SSLMode
 		}
 	}
 	required := []string{"host", "username", "password"}

@@ -447,3 +447,33 @@ func sha256Hex(pw string) string {
 	sum := sha256.Sum256([]byte(pw))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestMasterInheritsTLSMode: a master secret with only a login reaches the
+// user's server as the user's secret says — TLS mode included — unless it
+// sets its own.
+func TestMasterInheritsTLSMode(t *testing.T) {
+	for _, tc := range []struct{ master, want string }{
+		{`{"username":"admin","password":"master-pw"}`, "require"},
+		{`{"username":"admin","password":"master-pw","ssl":false}`, "disable"},
+	} {
+		user := maps.Clone(appSecret)
+		user["ssl"] = true
+		cur, _ := json.Marshal(user)
+		sf := &secretsFake{
+			values: map[string]string{"v0": string(cur)},
+			labels: map[string][]string{"v0": {"AWSCURRENT"}, token: {"AWSPENDING"}},
+			others: map[string]string{"arn:master": tc.master},
+		}
+		rf := &finisherFake{}
+		fn := builtin.New(builtin.Config{Secrets: sf, Rotator: rf, Strategy: rotator.SingleUser, Engines: []string{"postgres"},
+			DefaultPort: 5432, MaxUserLen: 63, Password: password.Defaults()})
+		for _, step := range rotation.Steps {
+			if err := invoke(t, fn, step); err != nil {
+				t.Fatalf("%s: %v", step, err)
+			}
+		}
+		if len(rf.finishes) != 1 || rf.finishes[0].Master == nil || rf.finishes[0].Master.SSLMode != tc.want {
+			t.Errorf("master %s: Finish requests %+v, want the master's sslmode %q", tc.master, rf.finishes, tc.want)
+		}
+	}
+}
