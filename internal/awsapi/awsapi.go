@@ -115,6 +115,10 @@ type Config struct {
 	// Functions serves rotor.RegisterFunction, rotor.ListFunctions and
 	// rotor.DeleteFunction. Nil: not served.
 	Functions FunctionAdmin
+	// SharedStore says the store's cache versions are read from a database
+	// several nodes share: each request then reads them once
+	// (store.WithVersionMemo) for all its cache checks.
+	SharedStore bool
 
 	// Events is the hub rotor.SubscribeLabelChanges streams from. Nil: the
 	// operation is not served (UnknownOperationException).
@@ -148,6 +152,7 @@ type Handler struct {
 	webhooks  WebhookAdmin
 	keys      KeyAdmin
 	functions FunctionAdmin
+	memo      bool // store.WithVersionMemo per request (Config.SharedStore)
 }
 
 // New returns a Handler. It panics if cfg.Service or cfg.Auth is nil: a
@@ -164,6 +169,7 @@ func New(cfg Config) *Handler {
 	h.events, h.done = cfg.Events, cfg.Done
 	h.iam, h.audit, h.metrics, h.limiter = cfg.IAM, cfg.Audit, cfg.Metrics, cfg.Limiter
 	h.auditLog, h.webhooks, h.keys, h.functions = cfg.AuditLog, cfg.Webhooks, cfg.Keys, cfg.Functions
+	h.memo = cfg.SharedStore
 	if cfg.Heartbeat > 0 {
 		h.heartbeat = cfg.Heartbeat
 	}
@@ -277,7 +283,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) ([]
 	// One request reads a shared store's cache versions once (a label
 	// stream lives long, and must see later changes).
 	rctx := r.Context()
-	if x.stream == nil {
+	if h.memo && x.stream == nil {
 		rctx = store.WithVersionMemo(rctx)
 	}
 	p, err := h.auth.Verify(rctx, r, body)
