@@ -177,7 +177,7 @@ server's rotation engine runs at most 8 at once.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&o.Engines, "engines", o.Engines, "database engines: postgres, mariadb")
+	f.StringSliceVar(&o.Engines, "engines", o.Engines, "targets to start and rotate: postgres, mariadb, redis, rabbitmq (a RabbitMQ node takes seconds to start)")
 	f.IntVar(&o.Rotations, "rotations", o.Rotations, "rotations timed per built-in function")
 	f.IntVar(&o.Secrets, "secrets", o.Secrets, "`N` secrets rotated per engine for the wall time (0: skip)")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "rotations requested at a time for the wall time")

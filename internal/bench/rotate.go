@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/rotor-secrets/rotor/internal/auth"
 	"github.com/rotor-secrets/rotor/internal/dbtest"
+	redisrot "github.com/rotor-secrets/rotor/internal/rotation/redis"
 	"github.com/rotor-secrets/rotor/internal/server"
 )
 
@@ -36,7 +38,7 @@ const (
 
 // RotateOptions configure rotate.
 type RotateOptions struct {
-	Engines     []string       `json:"engines"`     // "postgres", "mariadb"
+	Engines     []string       `json:"engines"`     // "postgres", "mariadb", "redis", "rabbitmq"
 	Rotations   int            `json:"rotations"`   // timed one at a time, per built-in function
 	Secrets     int            `json:"secrets"`     // N rotated together, per engine (alternating users)
 	Concurrency int            `json:"concurrency"` // rotations requested at once in the batch
@@ -82,6 +84,9 @@ type BatchStats struct {
 	Latency     Latency `json:"latency"`
 }
 
+// rotateEngines are the targets Rotate can start.
+var rotateEngines = []string{"postgres", "mariadb", "redis", "rabbitmq"}
+
 // rotateTarget is one database engine under a rotate run.
 type rotateTarget struct {
 	engine     string
@@ -91,7 +96,17 @@ type rotateTarget struct {
 	superPass  string
 	createUser func(ctx context.Context, password string) (string, error)
 	single     string
-	alt        string
+	alt        string // "" when the engine has no alternating-users function
+}
+
+// batchFunction is the function of the batch pass: alternating users, or
+// the single-user function of an engine without them (Redis: two live
+// passwords make it zero-downtime too).
+func (t rotateTarget) batchFunction() string {
+	if t.alt != "" {
+		return t.alt
+	}
+	return t.single
 }
 
 // Rotate measures complete rotations (createSecret, setSecret, testSecret
@@ -102,8 +117,8 @@ type rotateTarget struct {
 func Rotate(ctx context.Context, o RotateOptions) (_ *RotateResult, err error) {
 	var errs []error
 	for _, e := range o.Engines {
-		if e != "postgres" && e != "mariadb" {
-			errs = append(errs, fmt.Errorf("engines: %q is not postgres or mariadb", e))
+		if !slices.Contains(rotateEngines, e) {
+			errs = append(errs, fmt.Errorf("engines: %q is not one of %s", e, strings.Join(rotateEngines, ", ")))
 		}
 	}
 	if len(o.Engines) == 0 {
@@ -117,6 +132,9 @@ func Rotate(ctx context.Context, o RotateOptions) (_ *RotateResult, err error) {
 	}
 	res := &RotateResult{Mode: "rotate", Date: time.Now().UTC(), Machine: ThisMachine(), Options: o}
 
+	// go-redis prints its dial failures (the readiness probes of a Redis
+	// server starting) to standard error, over the progress line.
+	redisrot.RouteClientLogs(slog.New(slog.DiscardHandler))
 	report(o.Progress, "start databases")
 	targets, stop, err := startDatabases(ctx, o.Engines)
 	if err != nil {
@@ -140,6 +158,9 @@ func Rotate(ctx context.Context, o RotateOptions) (_ *RotateResult, err error) {
 			return nil, err
 		}
 		for _, fn := range []string{t.single, t.alt} {
+			if fn == "" {
+				continue
+			}
 			names, err := rs.createDBSecrets(ctx, t.rotateTarget, master, fn, 1)
 			if err != nil {
 				return nil, err
@@ -159,12 +180,15 @@ func Rotate(ctx context.Context, o RotateOptions) (_ *RotateResult, err error) {
 		if err != nil {
 			return nil, err
 		}
-		st, err := runAll(ctx, Load{Concurrency: o.Concurrency, Count: int64(len(names)), Phase: fmt.Sprintf("%s ×%d", t.alt, len(names)), Progress: o.Progress},
-			func(ctx context.Context, _ int, seq int64) error { return rs.rotate(ctx, names[seq], t.alt, batchPoll) })
+		batchFn := t.batchFunction()
+		st, err := runAll(ctx, Load{Concurrency: o.Concurrency, Count: int64(len(names)), Phase: fmt.Sprintf("%s ×%d", batchFn, len(names)), Progress: o.Progress},
+			func(ctx context.Context, _ int, seq int64) error {
+				return rs.rotate(ctx, names[seq], batchFn, batchPoll)
+			})
 		if err != nil {
 			return nil, err
 		}
-		res.Batches = append(res.Batches, BatchStats{Engine: t.engine, Function: t.alt, Secrets: len(names),
+		res.Batches = append(res.Batches, BatchStats{Engine: t.engine, Function: batchFn, Secrets: len(names),
 			Concurrency: o.Concurrency, Wall: st.Elapsed, PerSecond: float64(len(names)) / st.Elapsed, Latency: st.Latency})
 	}
 	return res, nil
@@ -230,6 +254,24 @@ func startDatabases(ctx context.Context, engines []string) (targets []startedTar
 					t = startedTarget{rotateTarget{"mariadb", my.Host, my.Port, my.SuperUser, my.SuperPassword,
 						func(ctx context.Context, pw string) (string, error) { return my.CreateUserContext(ctx, "bench", pw) },
 						server.FnMySQLSingle, server.FnMySQLAlternating}, my.Version}
+				}
+			case "redis":
+				var rd *dbtest.Redis
+				if rd, err = dbtest.StartRedisServer(ctx); err == nil {
+					close = rd.Close
+					t = startedTarget{rotateTarget{"redis", rd.Host, rd.Port, rd.AdminUser, rd.AdminPassword,
+						func(ctx context.Context, pw string) (string, error) {
+							return rd.CreateUserContext(ctx, "bench", pw, "+ping")
+						},
+						server.FnRedisSingle, ""}, rd.Version}
+				}
+			case "rabbitmq":
+				var rb *dbtest.RabbitMQ
+				if rb, err = dbtest.StartRabbitMQServer(ctx); err == nil {
+					close = rb.Close
+					t = startedTarget{rotateTarget{"rabbitmq", rb.Host, rb.MgmtPort, rb.AdminUser, rb.AdminPassword,
+						func(ctx context.Context, pw string) (string, error) { return rb.CreateUserContext(ctx, "bench", pw) },
+						server.FnRabbitSingle, server.FnRabbitAlternating}, rb.Version}
 				}
 			}
 			mu.Lock()
