@@ -60,15 +60,7 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("dbtest: mariadb log:%s", logTail(m.logPath, 0))
-		}
-		if err := m.close(); err != nil {
-			t.Errorf("dbtest: stop mariadb: %v", err)
-		}
-	})
-	t.Logf("dbtest: mariadb %s on %s:%d (%s)", m.Version, m.Host, m.Port, timing)
+	ownByTest(t, "mariadb", m.logPath, m.close, fmt.Sprintf("mariadb %s on %s:%d (%s)", m.Version, m.Host, m.Port, timing))
 	return m
 }
 

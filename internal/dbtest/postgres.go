@@ -51,15 +51,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("dbtest: postgres log:%s", logTail(p.logPath, 0))
-		}
-		if err := p.close(); err != nil {
-			t.Errorf("dbtest: stop postgres: %v", err)
-		}
-	})
-	t.Logf("dbtest: postgres %s on %s:%d (%s)", p.Version, p.Host, p.Port, timing)
+	ownByTest(t, "postgres", p.logPath, p.close, fmt.Sprintf("postgres %s on %s:%d (%s)", p.Version, p.Host, p.Port, timing))
 	return p
 }
 

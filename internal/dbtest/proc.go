@@ -353,7 +353,23 @@ func fileExists(path string) bool {
 	return err == nil && !fi.IsDir()
 }
 
-// lifecycle is what Stop and Start do for either kind of dedicated server.
+// ownByTest gives a dedicated server to test t: when t ends the server is
+// stopped and its directory deleted (its log shown first if t failed).
+// kind names it in messages; started says what was started, for the log.
+func ownByTest(t testing.TB, kind, logPath string, close func() error, started string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dbtest: %s log:%s", kind, logTail(logPath, 0))
+		}
+		if err := close(); err != nil {
+			t.Errorf("dbtest: stop %s: %v", kind, err)
+		}
+	})
+	t.Logf("dbtest: %s", started)
+}
+
+// lifecycle is what Stop and Start do for every kind of dedicated server.
 type lifecycle struct {
 	kind       string // for messages: "PostgreSQL"
 	ctor       string // the constructor of a dedicated server: "StartPostgres"

@@ -92,15 +92,7 @@ func StartRabbitMQ(t testing.TB) *RabbitMQ {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("dbtest: rabbitmq log:%s", logTail(r.logPath, 0))
-		}
-		if err := r.close(); err != nil {
-			t.Errorf("dbtest: stop rabbitmq: %v", err)
-		}
-	})
-	t.Logf("dbtest: rabbitmq %s on %s: amqp %d, management %d (https %d) (%s)", r.Version, r.Host, r.AMQPPort, r.MgmtPort, r.MgmtTLSPort, timing)
+	ownByTest(t, "rabbitmq", r.logPath, r.close, fmt.Sprintf("rabbitmq %s on %s: amqp %d, management %d (https %d) (%s)", r.Version, r.Host, r.AMQPPort, r.MgmtPort, r.MgmtTLSPort, timing))
 	return r
 }
 

@@ -82,15 +82,7 @@ func startRedisTB(t testing.TB, withTLS bool) *Redis {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("dbtest: redis log:%s", logTail(r.logPath, 0))
-		}
-		if err := r.close(); err != nil {
-			t.Errorf("dbtest: stop redis: %v", err)
-		}
-	})
-	t.Logf("dbtest: redis %s on %s:%d (%s)", r.Version, r.Host, r.Port, timing)
+	ownByTest(t, "redis", r.logPath, r.close, fmt.Sprintf("redis %s on %s:%d (%s)", r.Version, r.Host, r.Port, timing))
 	return r
 }
 

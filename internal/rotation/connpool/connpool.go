@@ -62,13 +62,7 @@ func (k Key) user() user { return user{k.Engine, k.Host, k.Port, k.User} }
 
 // Options configure a Pool. Close is required.
 type Options[C any] struct {
-	// MaxIdle bounds the idle connections kept per Key; default 4.
-	MaxIdle int
-	// IdleTimeout closes a connection unused for this long; default 60s.
-	IdleTimeout time.Duration
-	// MaxLifetime closes a connection this long after its login, used or
-	// not; default 10 minutes.
-	MaxLifetime time.Duration
+	Limits
 	// PingTimeout bounds the validation of an idle connection, within the
 	// caller's context; default 5s.
 	PingTimeout time.Duration
@@ -80,6 +74,26 @@ type Options[C any] struct {
 	Close func(c C)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Limits bound what a Pool keeps.
+type Limits struct {
+	// MaxIdle bounds the idle connections kept per Key; default 4.
+	MaxIdle int
+	// IdleTimeout closes a connection unused for this long; default 60s.
+	IdleTimeout time.Duration
+	// MaxLifetime closes a connection this long after its login, used or
+	// not; default 10 minutes.
+	MaxLifetime time.Duration
+}
+
+// MasterLimits are a rotator's limits for its pool of master connections:
+// l, with MaxIdle 8 by default (the rotations the engine runs at once).
+func MasterLimits(l Limits) Limits {
+	if l.MaxIdle <= 0 {
+		l.MaxIdle = 8
+	}
+	return l
 }
 
 // Pool keeps idle connections of type C. Create it with New.

@@ -154,7 +154,7 @@ func TestDialError(t *testing.T) {
 
 func TestMaxIdle(t *testing.T) {
 	f := &fakes{}
-	p := f.pool(connpool.Options[*conn]{MaxIdle: 2})
+	p := f.pool(connpool.Options[*conn]{Limits: connpool.Limits{MaxIdle: 2}})
 	var cs []*connpool.Conn[*conn]
 	for range 3 {
 		cs = append(cs, get(t, p, f, master, "pw"))
@@ -243,7 +243,7 @@ func TestClose(t *testing.T) {
 func TestExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakes{}
-		p := f.pool(connpool.Options[*conn]{IdleTimeout: time.Minute, MaxLifetime: 10 * time.Minute})
+		p := f.pool(connpool.Options[*conn]{Limits: connpool.Limits{IdleTimeout: time.Minute, MaxLifetime: 10 * time.Minute}})
 		get(t, p, f, master, "pw").Release(true)
 		time.Sleep(59 * time.Second)
 		synctest.Wait()
@@ -282,7 +282,7 @@ func TestExpiry(t *testing.T) {
 
 func TestConcurrentUse(t *testing.T) {
 	f := &fakes{}
-	p := f.pool(connpool.Options[*conn]{MaxIdle: 3})
+	p := f.pool(connpool.Options[*conn]{Limits: connpool.Limits{MaxIdle: 3}})
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {

@@ -187,16 +187,9 @@ type Options struct {
 	// Logger receives debug records of the changes Set makes (never a
 	// password) and warnings; nil discards them.
 	Logger *slog.Logger
-	// MaxIdle bounds the master connections kept open between calls per
-	// server, master user and sslmode; 0 means 8, the rotations the engine
-	// runs at once by default.
-	MaxIdle int
-	// IdleTimeout closes a master connection unused for this long; 0
-	// means 60 seconds.
-	IdleTimeout time.Duration
-	// MaxLifetime closes a master connection this long after its login;
-	// 0 means 10 minutes.
-	MaxLifetime time.Duration
+	// Pool bounds the master connections kept open between calls (per
+	// server, master user and TLS mode); zero values: connpool.MasterLimits.
+	Pool connpool.Limits
 }
 
 // Rotator rotates MySQL and MariaDB passwords. Create it with New; Close
@@ -228,13 +221,10 @@ func New(opts Options) *Rotator {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if opts.MaxIdle <= 0 {
-		opts.MaxIdle = 8
-	}
 	pool := connpool.New(connpool.Options[*session]{
-		MaxIdle: opts.MaxIdle, IdleTimeout: opts.IdleTimeout, MaxLifetime: opts.MaxLifetime,
-		Ping:  func(ctx context.Context, s *session) error { return s.conn.PingContext(ctx) },
-		Close: (*session).close,
+		Limits: connpool.MasterLimits(opts.Pool),
+		Ping:   func(ctx context.Context, s *session) error { return s.conn.PingContext(ctx) },
+		Close:  (*session).close,
 	})
 	return &Rotator{opts: opts, log: log, pool: pool}
 }

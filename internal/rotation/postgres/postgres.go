@@ -151,16 +151,10 @@ type Options struct {
 	// server offers it, without checking its certificate, else plaintext.
 	// Deployments that can should use verify-full.
 	SSLMode string
-	// MaxIdle bounds the master connections kept open between calls per
-	// server, master user, database and sslmode; 0 means 8, the rotations
-	// the engine runs at once by default.
-	MaxIdle int
-	// IdleTimeout closes a master connection unused for this long; 0
-	// means 60 seconds.
-	IdleTimeout time.Duration
-	// MaxLifetime closes a master connection this long after its login;
-	// 0 means 10 minutes.
-	MaxLifetime time.Duration
+	// Pool bounds the master connections kept open between calls (per
+	// server, master user, database and sslmode); zero values:
+	// connpool.MasterLimits.
+	Pool connpool.Limits
 }
 
 // Rotator rotates PostgreSQL passwords. Create it with New; Close it to
@@ -186,13 +180,10 @@ func New(opts Options) *Rotator {
 	if opts.SSLMode == "" {
 		opts.SSLMode = "prefer"
 	}
-	if opts.MaxIdle <= 0 {
-		opts.MaxIdle = 8
-	}
 	pool := connpool.New(connpool.Options[*pgx.Conn]{
-		MaxIdle: opts.MaxIdle, IdleTimeout: opts.IdleTimeout, MaxLifetime: opts.MaxLifetime,
-		Ping:  pingConn,
-		Close: closeConn,
+		Limits: connpool.MasterLimits(opts.Pool),
+		Ping:   pingConn,
+		Close:  closeConn,
 	})
 	return &Rotator{opts: opts, pool: pool, memo: newMatchMemo()}
 }

@@ -180,16 +180,9 @@ type Options struct {
 	// Logger receives warnings (an ACL change the server could not save);
 	// nil discards them. No record holds a password.
 	Logger *slog.Logger
-	// MaxIdle bounds the master connections kept open between calls per
-	// server, master user and TLS mode; 0 means 8, the rotations the
-	// engine runs at once by default.
-	MaxIdle int
-	// IdleTimeout closes a master connection unused for this long; 0
-	// means 60 seconds.
-	IdleTimeout time.Duration
-	// MaxLifetime closes a master connection this long after its login;
-	// 0 means 10 minutes.
-	MaxLifetime time.Duration
+	// Pool bounds the master connections kept open between calls (per
+	// server, master user and TLS mode); zero values: connpool.MasterLimits.
+	Pool connpool.Limits
 }
 
 // Rotator rotates Redis ACL passwords. Create it with New; Close it to close
@@ -221,17 +214,14 @@ func New(opts Options) *Rotator {
 	if opts.DefaultSSLMode == "" {
 		opts.DefaultSSLMode = "disable"
 	}
-	if opts.MaxIdle <= 0 {
-		opts.MaxIdle = 8
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	pool := connpool.New(connpool.Options[*goredis.Client]{
-		MaxIdle: opts.MaxIdle, IdleTimeout: opts.IdleTimeout, MaxLifetime: opts.MaxLifetime,
-		Ping:  ping,
-		Close: func(c *goredis.Client) { c.Close() },
+		Limits: connpool.MasterLimits(opts.Pool),
+		Ping:   ping,
+		Close:  func(c *goredis.Client) { c.Close() },
 	})
 	return &Rotator{opts: opts, log: log, pool: pool}
 }
