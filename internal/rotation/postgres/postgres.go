@@ -766,8 +766,7 @@ func closeConn(conn *pgx.Conn) {
 }
 
 func masterElsewhere(master, c rotator.Credentials) error {
-	return rotator.Errorf(rotator.KindInvalid, nil,
-		"the master credentials name %s but the secret names %s: they must name the same server", where(master), where(c))
+	return rotator.MasterElsewhere(master, c, where)
 }
 
 func dbName(c rotator.Credentials) string {
@@ -798,12 +797,7 @@ func (r *Rotator) sslMode(c rotator.Credentials) string {
 	return c.SSLMode
 }
 
-// sameServer reports whether a and b name the same host and port. Names
-// are compared as written: the master secret must name the server as the
-// secret does.
-func sameServer(a, b rotator.Credentials) bool {
-	return strings.EqualFold(a.Host, b.Host) && port(a) == port(b)
-}
+func sameServer(a, b rotator.Credentials) bool { return rotator.SameServer(a, b, defaultPort) }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 

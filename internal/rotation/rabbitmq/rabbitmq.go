@@ -658,8 +658,7 @@ func (r *Rotator) putPassword(ctx context.Context, actor rotator.Credentials, us
 }
 
 func masterElsewhere(master, c rotator.Credentials) error {
-	return rotator.Errorf(rotator.KindInvalid, nil,
-		"the master credentials name %s but the secret names %s: they must name the same server", where(master), where(c))
+	return rotator.MasterElsewhere(master, c, where)
 }
 
 // where is host:port, for messages.
@@ -679,9 +678,4 @@ func port(c rotator.Credentials) int {
 	return c.Port
 }
 
-// sameServer reports whether a and b name the same host and port. Names
-// are compared as written: the master secret must name the server as the
-// secret does.
-func sameServer(a, b rotator.Credentials) bool {
-	return strings.EqualFold(a.Host, b.Host) && port(a) == port(b)
-}
+func sameServer(a, b rotator.Credentials) bool { return rotator.SameServer(a, b, DefaultPort) }

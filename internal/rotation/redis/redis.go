@@ -461,8 +461,7 @@ func (r *Rotator) checkMaster(m, c rotator.Credentials) error {
 		return err
 	}
 	if !sameServer(m, c) {
-		return rotator.Errorf(rotator.KindInvalid, nil,
-			"the master credentials name %s but the secret names %s: they must name the same server", where(m), where(c))
+		return rotator.MasterElsewhere(m, c, where)
 	}
 	return nil
 }
@@ -643,12 +642,7 @@ func port(c rotator.Credentials) int {
 	return c.Port
 }
 
-// sameServer reports whether a and b name the same host and port. Names
-// are compared as written: the master secret must name the server as the
-// secret does.
-func sameServer(a, b rotator.Credentials) bool {
-	return strings.EqualFold(a.Host, b.Host) && port(a) == port(b)
-}
+func sameServer(a, b rotator.Credentials) bool { return rotator.SameServer(a, b, DefaultPort) }
 
 // RouteClientLogs sends go-redis's own messages (dial failures and the
 // like, which it otherwise prints to standard error through the log
